@@ -1,0 +1,28 @@
+"""bn-inspect: see what Keras BatchNormalization layers do, epoch by epoch.
+
+``BatchNormInspector`` (the Keras callback) imports Keras on first use; ``load_logdir`` and
+the rest of the reading side never import Keras or TensorFlow.
+
+Example:
+    >>> from bn_inspect import load_logdir
+    >>> runs = load_logdir("logs")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bn_inspect.reader import RunData, Series, load_logdir, to_dataframe
+
+__version__ = "0.1.0"
+__all__ = ["BatchNormInspector", "BatchNormInspectorWarning", "RunData", "Series", "load_logdir", "to_dataframe"]
+
+_LAZY = {"BatchNormInspector": "bn_inspect.callback", "BatchNormInspectorWarning": "bn_inspect.callback"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'bn_inspect' has no attribute {name!r}")

@@ -1,0 +1,215 @@
+"""Read bn-inspect logs into numpy arrays, without TensorFlow and without a TensorBoard server.
+
+Example:
+    >>> runs = load_logdir("logs")                          # doctest: +SKIP
+    >>> run = runs["epochs/50"]                             # doctest: +SKIP
+    >>> mm = run.layers["batch_normalization"]["moving_mean"]  # doctest: +SKIP
+    >>> mm.steps.shape, mm.values.shape                     # doctest: +SKIP
+    ((51,), (51, 32))
+    >>> run.config["layers"][0]["momentum"]                 # doctest: +SKIP
+    0.99
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bn_inspect import schema
+from bn_inspect.events import is_event_file, read_events
+
+
+@dataclass
+class Series:
+    """One quantity over steps, sorted by step, one value per step (the last one written)."""
+
+    steps: np.ndarray  # int64 [n]
+    values: np.ndarray  # float32 [n, ...]
+    wall_times: np.ndarray  # float64 [n]
+
+    def at(self, step: int) -> np.ndarray:
+        """The value logged at ``step``; ``KeyError`` if that step was not logged."""
+        hits = np.nonzero(self.steps == step)[0]
+        if hits.size == 0:
+            raise KeyError(f"step {step} not logged; logged steps: {self.steps.tolist()}")
+        return self.values[hits[0]]
+
+
+@dataclass
+class RunData:
+    """Everything one run (one directory of event files) logged."""
+
+    name: str
+    config: dict | None = None  # the newest run-config record
+    configs: list[tuple[int, dict]] = field(default_factory=list)  # (step, record), one per fit
+    layers: dict[str, dict[str, Series]] = field(default_factory=dict)  # epoch timeline
+    model: dict[str, Series] = field(default_factory=dict)  # epoch timeline
+    batch_layers: dict[str, dict[str, Series]] = field(default_factory=dict)  # global-step timeline
+    scalars: dict[str, Series] = field(default_factory=dict)  # plain Scalars-tab values
+
+    @property
+    def epochs(self) -> np.ndarray:
+        """All epoch-timeline steps logged by this run."""
+        steps = [s.steps for quantities in self.layers.values() for s in quantities.values()]
+        return np.unique(np.concatenate(steps)) if steps else np.zeros(0, dtype=np.int64)
+
+
+class _SeriesBuilder:
+    """Collects (step, wall_time, value) points; a repeated step keeps the last written."""
+
+    def __init__(self) -> None:
+        self.points: dict[int, tuple[float, Any]] = {}
+
+    def add(self, step: int, wall_time: float, value: Any) -> None:
+        self.points[step] = (wall_time, value)
+
+    def build(self) -> Series:
+        steps = sorted(self.points)
+        values = [self.points[s][1] for s in steps]
+        try:
+            stacked = np.stack(values).astype(np.float32, copy=False)
+        except ValueError:  # shapes changed between fits (e.g. a rebuilt model)
+            stacked = np.empty(len(values), dtype=object)
+            stacked[:] = values
+        return Series(
+            steps=np.asarray(steps, dtype=np.int64),
+            values=stacked,
+            wall_times=np.asarray([self.points[s][0] for s in steps], dtype=np.float64),
+        )
+
+
+def event_files(directory: str | os.PathLike) -> list[Path]:
+    """Event files directly inside ``directory``, oldest first (by file name, as TensorBoard)."""
+    path = Path(directory)
+    if not path.is_dir():
+        return []
+    return sorted(p for p in path.iterdir() if p.is_file() and is_event_file(p.name))
+
+
+def iter_bn_values(directory: str | os.PathLike) -> Iterator[tuple[dict, int, float, Any]]:
+    """Yield ``(content_record, step, wall_time, decoded_value)`` for every bn-inspect value
+    in the event files of one run directory. Plain scalars come with a record of kind
+    ``"scalar"`` and their tag as quantity."""
+    records: dict[str, dict | None] = {}
+    for path in event_files(directory):
+        for event in read_events(path):
+            if not event.HasField("summary"):
+                continue
+            for value in event.summary.value:
+                if value.HasField("simple_value"):
+                    if value.tag in schema.PLAIN_SCALAR_TAGS:
+                        record = {"kind": "scalar", "quantity": value.tag, "timeline": schema.TIMELINE_EPOCH}
+                        yield record, event.step, event.wall_time, np.float32(value.simple_value)
+                    continue
+                if value.tag not in records or records[value.tag] is None:
+                    metadata = value.metadata.plugin_data
+                    if metadata.plugin_name == schema.PLUGIN_NAME:
+                        records[value.tag] = schema.parse_content(metadata.content)
+                    elif value.tag not in records:
+                        records[value.tag] = None
+                record = records.get(value.tag)
+                if record is None or not value.HasField("tensor"):
+                    continue
+                yield record, event.step, event.wall_time, schema.decode_tensor(value.tensor)
+
+
+def last_logged_step(directory: str | os.PathLike) -> int | None:
+    """Largest epoch-timeline step already logged in ``directory`` (``None`` when none)."""
+    steps = [
+        step
+        for record, step, _, _ in iter_bn_values(directory)
+        if record["kind"] != "scalar" and record["timeline"] == schema.TIMELINE_EPOCH
+    ]
+    return max(steps) if steps else None
+
+
+def load_run(directory: str | os.PathLike, name: str) -> RunData:
+    """Read one run directory."""
+    run = RunData(name=name)
+    builders: dict[tuple, _SeriesBuilder] = {}
+    for record, step, wall_time, value in iter_bn_values(directory):
+        kind, timeline = record["kind"], record["timeline"]
+        if kind == schema.KIND_CONFIG:
+            run.configs.append((step, json.loads(value)))
+            continue
+        key = (kind, timeline, record.get("layer"), record["quantity"])
+        builders.setdefault(key, _SeriesBuilder()).add(step, wall_time, value)
+    for (kind, timeline, layer, quantity), builder in sorted(builders.items(), key=lambda kv: str(kv[0])):
+        series = builder.build()
+        if kind == schema.KIND_LAYER:
+            target = run.layers if timeline == schema.TIMELINE_EPOCH else run.batch_layers
+            target.setdefault(layer, {})[quantity] = series
+        elif kind == schema.KIND_MODEL and timeline == schema.TIMELINE_EPOCH:
+            run.model[quantity] = series
+        elif kind == "scalar":
+            run.scalars[quantity] = series
+    run.configs.sort(key=lambda item: item[0])
+    run.config = run.configs[-1][1] if run.configs else None
+    if run.config is not None:  # order layers as the model does
+        order = {entry["path"]: i for i, entry in enumerate(run.config.get("layers", []))}
+        run.layers = dict(sorted(run.layers.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0])))
+    return run
+
+
+def run_directories(logdir: str | os.PathLike) -> Iterator[tuple[str, Path]]:
+    """``(run name, directory)`` for every directory under ``logdir`` holding event files.
+
+    The run name is the path relative to ``logdir`` with ``/`` separators (``"."`` for
+    ``logdir`` itself), as TensorBoard names runs.
+    """
+    root = Path(logdir)
+    for directory, _, files in sorted(os.walk(root)):
+        if any(is_event_file(f) for f in files):
+            relative = Path(directory).relative_to(root).as_posix()
+            yield relative, Path(directory)
+
+
+def load_logdir(logdir: str | os.PathLike) -> dict[str, RunData]:
+    """Load every run under ``logdir`` that holds bn-inspect data, keyed by run name.
+
+    Raises ``FileNotFoundError`` when ``logdir`` does not exist.
+    """
+    root = Path(logdir)
+    if not root.is_dir():
+        raise FileNotFoundError(f"logdir {str(root)!r} does not exist or is not a directory")
+    runs = {}
+    for name, directory in run_directories(root):
+        run = load_run(directory, name)
+        if run.layers or run.configs:
+            runs[name] = run
+    return runs
+
+
+def to_dataframe(runs: dict[str, RunData]):
+    """Long-format ``pandas.DataFrame``: run, layer, quantity, step, channel, value.
+
+    Per-layer epoch-timeline quantities only; needs pandas (``pip install pandas``).
+    """
+    import pandas as pd
+
+    frames = []
+    for run_name, run in runs.items():
+        for layer, quantities in run.layers.items():
+            for quantity, series in quantities.items():
+                values = series.values.reshape(len(series.steps), -1)
+                channels = values.shape[1]
+                frames.append(
+                    pd.DataFrame(
+                        {
+                            "run": run_name,
+                            "layer": layer,
+                            "quantity": quantity,
+                            "step": np.repeat(series.steps, channels),
+                            "channel": np.tile(np.arange(channels), len(series.steps)),
+                            "value": values.reshape(-1),
+                        }
+                    )
+                )
+    columns = ["run", "layer", "quantity", "step", "channel", "value"]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)

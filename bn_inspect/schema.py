@@ -1,0 +1,241 @@
+"""The one data contract between the callback (writer), the reader, the CLI and the plugin.
+
+Every bn-inspect summary is a TensorBoard ``Summary.Value`` whose metadata names the plugin
+``bn_inspect`` and carries a small JSON *content* record:
+
+    {"v": 1, "kind": "layer", "layer": "model/block/bn", "quantity": "moving_mean",
+     "timeline": "epoch"}
+
+Readers identify a series by that record, never by parsing the tag string. Tags are only
+unique names (see :func:`tag_for`).
+
+Steps
+    ``timeline="epoch"``: step 0 is the state at ``on_train_begin`` of a fresh fit (the
+    initializers), step k is the state after epoch k (1-based). A resumed fit with
+    ``initial_epoch=k`` logs its starting state at step k, so the sequence continues.
+    ``timeline="batch"``: the optimizer's global iteration count (0-based steps completed).
+
+Values
+    Per-channel quantities are float32 tensors of shape ``[channels]`` (a layer with several
+    normalised axes is flattened in C order). Per-layer figures are float32 scalars. Model
+    outputs on the probe are float32 ``[samples, features]``. The run configuration is a
+    JSON string tensor.
+
+This module imports only the protobuf classes of tensorboard, never TensorFlow.
+
+Example:
+    >>> from bn_inspect import schema
+    >>> md = schema.layer_metadata("dense_bn", schema.MOVING_MEAN)
+    >>> schema.parse_content(md.plugin_data.content)["quantity"]
+    'moving_mean'
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+from tensorboard.compat.proto import summary_pb2, tensor_pb2, tensor_shape_pb2, types_pb2
+
+PLUGIN_NAME = "bn_inspect"
+SCHEMA_VERSION = 1
+
+# --- record kinds --------------------------------------------------------------------------
+KIND_LAYER = "layer"  # one quantity of one BN layer
+KIND_MODEL = "model"  # one quantity of the whole model (probe outputs, gaps)
+KIND_CONFIG = "config"  # run configuration (JSON string)
+
+# --- timelines -----------------------------------------------------------------------------
+TIMELINE_EPOCH = "epoch"
+TIMELINE_BATCH = "batch"
+TIMELINES = (TIMELINE_EPOCH, TIMELINE_BATCH)
+
+# --- per-layer per-channel quantities (shape [channels]) -----------------------------------
+MOVING_MEAN = "moving_mean"
+MOVING_VARIANCE = "moving_variance"
+GAMMA = "gamma"
+BETA = "beta"
+PROBE_BATCH_MEAN = "probe_batch_mean"  # training-mode batch statistics on the probe
+PROBE_BATCH_VARIANCE = "probe_batch_variance"  # biased (ddof=0), as Keras uses it
+POPULATION_MEAN = "population_mean"  # exact statistics over reference data
+POPULATION_VARIANCE = "population_variance"
+REPLICA_BATCH_MEAN_SPREAD = "replica_batch_mean_spread"  # max-min across replicas, per channel
+
+CHANNEL_QUANTITIES = (
+    MOVING_MEAN,
+    MOVING_VARIANCE,
+    GAMMA,
+    BETA,
+    PROBE_BATCH_MEAN,
+    PROBE_BATCH_VARIANCE,
+    POPULATION_MEAN,
+    POPULATION_VARIANCE,
+    REPLICA_BATCH_MEAN_SPREAD,
+)
+VARIABLE_QUANTITIES = (MOVING_MEAN, MOVING_VARIANCE, GAMMA, BETA)
+
+# --- per-layer scalar quantities ------------------------------------------------------------
+RESIDUAL_INIT_WEIGHT = "residual_init_weight"  # momentum ** updates
+UPDATES = "updates"  # training steps in which the layer updated its moving stats
+PROBE_MEAN_GAP = "probe_mean_gap"  # mean_c |batch_mean - moving_mean| / sqrt(moving_var + eps)
+PROBE_VAR_LOG_RATIO = "probe_var_log_ratio"  # mean_c |log((batch_var + eps)/(moving_var + eps))|
+POPULATION_MEAN_GAP = "population_mean_gap"  # same as PROBE_MEAN_GAP with population stats
+POPULATION_VAR_LOG_RATIO = "population_var_log_ratio"
+NONFINITE_CHANNELS = "nonfinite_channels"  # channels whose moving stats are NaN/inf/negative var
+
+LAYER_SCALAR_QUANTITIES = (
+    RESIDUAL_INIT_WEIGHT,
+    UPDATES,
+    PROBE_MEAN_GAP,
+    PROBE_VAR_LOG_RATIO,
+    POPULATION_MEAN_GAP,
+    POPULATION_VAR_LOG_RATIO,
+    NONFINITE_CHANNELS,
+)
+LAYER_QUANTITIES = CHANNEL_QUANTITIES + LAYER_SCALAR_QUANTITIES
+
+# --- model-level quantities -----------------------------------------------------------------
+OUTPUT_TRAINING = "output_training"  # [samples, features], model(probe, training=True)
+OUTPUT_INFERENCE = "output_inference"  # [samples, features], model(probe, training=False)
+OUTPUT_GAP = "output_gap"  # [3]: mean |diff|, max |diff|, mean |diff| / mean |inference|
+OUTPUT_GAP_FIELDS = ("mean_abs", "max_abs", "relative")
+MODEL_QUANTITIES = (OUTPUT_TRAINING, OUTPUT_INFERENCE, OUTPUT_GAP)
+
+CONFIG_TAG = "bn_inspect/_run/config"
+
+# --- plain scalars for TensorBoard's Scalars tab (written as simple_value) ------------------
+SCALAR_OUTPUT_GAP = "bn_inspect/train_inference_gap"
+SCALAR_MEAN_RESIDUAL = "bn_inspect/mean_residual_init_weight"
+SCALAR_MAX_LAYER_GAP = "bn_inspect/max_layer_mean_gap"
+SCALAR_MAX_STALENESS = "bn_inspect/max_population_mean_gap"
+PLAIN_SCALAR_TAGS = (SCALAR_OUTPUT_GAP, SCALAR_MEAN_RESIDUAL, SCALAR_MAX_LAYER_GAP, SCALAR_MAX_STALENESS)
+
+# --- run-config record fields (JSON) --------------------------------------------------------
+CONFIG_FIELDS_RUN = (
+    "schema_version",
+    "model_name",
+    "keras_version",
+    "backend",
+    "batch_size",
+    "steps_per_epoch",
+    "epochs",
+    "initial_epoch",
+    "momentum_steps_at_begin",
+    "probe_samples",
+    "probe_has_dropout",
+    "replicas",
+    "layers",
+)
+CONFIG_FIELDS_LAYER = (
+    "path",
+    "class_name",
+    "momentum",
+    "epsilon",
+    "axis",
+    "center",
+    "scale",
+    "trainable",
+    "synchronized",
+    "inference_mode_in_training",
+    "channels",
+    "beta_initializer",
+    "gamma_initializer",
+    "moving_mean_initializer",
+    "moving_variance_initializer",
+    "dtype_policy",
+)
+
+
+def tag_for(kind: str, quantity: str, layer: str | None = None, timeline: str = TIMELINE_EPOCH) -> str:
+    """Return the unique tag of one series.
+
+    Example:
+        >>> tag_for(KIND_LAYER, MOVING_MEAN, "net/bn")
+        'bn_inspect/net/bn/moving_mean'
+        >>> tag_for(KIND_MODEL, OUTPUT_GAP, timeline=TIMELINE_BATCH)
+        'bn_inspect/_batch/_model/output_gap'
+    """
+    prefix = PLUGIN_NAME + ("/_batch" if timeline == TIMELINE_BATCH else "")
+    if kind == KIND_LAYER:
+        return f"{prefix}/{layer}/{quantity}"
+    if kind == KIND_MODEL:
+        return f"{prefix}/_model/{quantity}"
+    if kind == KIND_CONFIG:
+        return CONFIG_TAG
+    raise ValueError(f"unknown kind {kind!r}; use one of {KIND_LAYER!r}, {KIND_MODEL!r}, {KIND_CONFIG!r}")
+
+
+def content_record(kind: str, quantity: str, layer: str | None = None, timeline: str = TIMELINE_EPOCH) -> dict:
+    """The JSON record stored in ``plugin_data.content`` of a series."""
+    record: dict[str, Any] = {"v": SCHEMA_VERSION, "kind": kind, "quantity": quantity, "timeline": timeline}
+    if layer is not None:
+        record["layer"] = layer
+    return record
+
+
+def make_metadata(record: dict) -> summary_pb2.SummaryMetadata:
+    """Build the ``SummaryMetadata`` for a content record (data class: tensor)."""
+    return summary_pb2.SummaryMetadata(
+        plugin_data=summary_pb2.SummaryMetadata.PluginData(
+            plugin_name=PLUGIN_NAME, content=json.dumps(record, sort_keys=True).encode("utf-8")
+        ),
+        data_class=summary_pb2.DATA_CLASS_TENSOR,
+    )
+
+
+def layer_metadata(layer: str, quantity: str, timeline: str = TIMELINE_EPOCH) -> summary_pb2.SummaryMetadata:
+    """Metadata of a per-layer series."""
+    return make_metadata(content_record(KIND_LAYER, quantity, layer, timeline))
+
+
+def parse_content(content: bytes) -> dict:
+    """Decode a ``plugin_data.content`` record; raises ``ValueError`` on a foreign or newer one."""
+    try:
+        record = json.loads(content.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"not a bn_inspect content record: {exc}") from exc
+    if not isinstance(record, dict) or "kind" not in record or "quantity" not in record:
+        raise ValueError("not a bn_inspect content record: missing 'kind' or 'quantity'")
+    version = record.get("v", 0)
+    if not isinstance(version, int) or version > SCHEMA_VERSION:
+        raise ValueError(
+            f"bn_inspect schema version {version} is newer than this reader ({SCHEMA_VERSION}); "
+            "upgrade bn-inspect"
+        )
+    record.setdefault("timeline", TIMELINE_EPOCH)
+    return record
+
+
+# --- tensor encoding ------------------------------------------------------------------------
+def encode_array(values: np.ndarray) -> tensor_pb2.TensorProto:
+    """Encode a numeric array as a compact float32 ``TensorProto`` (raw bytes, not a list)."""
+    array = np.asarray(values, dtype=np.float32).copy(order="C")  # keeps 0-d scalars 0-d
+    shape = tensor_shape_pb2.TensorShapeProto(
+        dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=int(d)) for d in array.shape]
+    )
+    return tensor_pb2.TensorProto(dtype=types_pb2.DT_FLOAT, tensor_shape=shape, tensor_content=array.tobytes())
+
+
+def encode_text(text: str) -> tensor_pb2.TensorProto:
+    """Encode a string as a scalar ``DT_STRING`` tensor."""
+    return tensor_pb2.TensorProto(
+        dtype=types_pb2.DT_STRING,
+        tensor_shape=tensor_shape_pb2.TensorShapeProto(),
+        string_val=[text.encode("utf-8")],
+    )
+
+
+def decode_tensor(proto: tensor_pb2.TensorProto) -> np.ndarray | str:
+    """Decode what :func:`encode_array` / :func:`encode_text` wrote (numpy only, no TensorFlow)."""
+    shape = tuple(d.size for d in proto.tensor_shape.dim)
+    if proto.dtype == types_pb2.DT_STRING:
+        return proto.string_val[0].decode("utf-8") if proto.string_val else ""
+    if proto.dtype != types_pb2.DT_FLOAT:
+        raise ValueError(f"unexpected tensor dtype {proto.dtype}; bn_inspect writes float32")
+    if proto.tensor_content:
+        return np.frombuffer(proto.tensor_content, dtype=np.float32).reshape(shape)
+    values = np.asarray(proto.float_val, dtype=np.float32)
+    if values.size == 1 and int(np.prod(shape)) != 1:
+        values = np.full(shape, values[0], dtype=np.float32)
+    return values.reshape(shape)

@@ -1,0 +1,105 @@
+"""Pure numpy numerics of bn-inspect: no Keras, no TensorFlow.
+
+Example:
+    >>> residual_init_weight(0.99, 100).round(3)
+    0.366
+    >>> layer_gaps(np.array([1.0]), np.array([4.0]), np.array([0.0]), np.array([1.0]), 0.0)
+    (1.0, 1.3862943611198906)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def residual_init_weight(momentum: float, updates: int | np.ndarray) -> np.ndarray:
+    """Weight the initializer still has in the moving statistics: ``momentum ** updates``.
+
+    Each update ``moving = m * moving + (1 - m) * batch`` scales the initial value by ``m``;
+    every batch enters with weight ``(1 - m)`` and then decays like the initializer.
+    """
+    return np.power(np.float64(momentum), np.asarray(updates, dtype=np.float64))
+
+
+def steps_until_residual(momentum: float, target: float) -> int:
+    """Fewest updates after which ``momentum ** updates <= target`` (0 when already there).
+
+    Example:
+        >>> steps_until_residual(0.99, 0.01)
+        459
+    """
+    if momentum <= 0.0 or target >= 1.0:
+        return 0
+    if momentum >= 1.0 or target <= 0.0:
+        raise ValueError("momentum must be < 1 and target > 0 for the initializer to fade")
+    return int(np.ceil(np.log(target) / np.log(momentum)))
+
+
+def batch_stat_from_update(updated_from_zero: np.ndarray, momentum: float) -> np.ndarray:
+    """Recover a batch statistic from one moving-average update that started at zero.
+
+    With ``moving = 0`` before the update, ``moving' = (1 - m) * batch``, so
+    ``batch = moving' / (1 - m)`` without the cancellation that ``(new - m * old)`` suffers.
+    Returns NaN where ``momentum == 1`` (the update carries no information).
+    """
+    values = np.asarray(updated_from_zero, dtype=np.float64)
+    if momentum >= 1.0:
+        return np.full(values.shape, np.nan)
+    return values / (1.0 - momentum)
+
+
+def layer_gaps(
+    batch_mean: np.ndarray,
+    batch_variance: np.ndarray,
+    moving_mean: np.ndarray,
+    moving_variance: np.ndarray,
+    epsilon: float,
+) -> tuple[float, float]:
+    """How far batch (or population) statistics are from the moving ones, for one layer.
+
+    Returns ``(mean_gap, variance_log_ratio)``:
+    ``mean_gap = mean_c |batch_mean - moving_mean| / sqrt(moving_variance + eps)`` (in units
+    of the inference-time standard deviation: how far inference shifts each channel), and
+    ``variance_log_ratio = mean_c |log((batch_variance + eps) / (moving_variance + eps))|``
+    (0 when the scales agree; log(4) when one is 4x the other).
+    """
+    moving_variance = np.asarray(moving_variance, dtype=np.float64)
+    scale = np.sqrt(np.maximum(moving_variance + epsilon, np.finfo(np.float64).tiny))
+    mean_gap = np.abs(np.asarray(batch_mean, np.float64) - np.asarray(moving_mean, np.float64)) / scale
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.log((np.asarray(batch_variance, np.float64) + epsilon) / (moving_variance + epsilon))
+    return float(np.mean(mean_gap)), float(np.mean(np.abs(ratio)))
+
+
+def output_gap(training_outputs: np.ndarray, inference_outputs: np.ndarray) -> np.ndarray:
+    """``[mean |diff|, max |diff|, mean |diff| / mean |inference|]`` of two output arrays."""
+    train = np.asarray(training_outputs, dtype=np.float64)
+    infer = np.asarray(inference_outputs, dtype=np.float64)
+    diff = np.abs(train - infer)
+    if diff.size == 0:
+        return np.zeros(3)
+    scale = np.mean(np.abs(infer))
+    relative = np.mean(diff) / scale if scale > 0 else (0.0 if np.mean(diff) == 0 else np.inf)
+    return np.array([np.mean(diff), np.max(diff), relative])
+
+
+def nonfinite_channels(moving_mean: np.ndarray, moving_variance: np.ndarray) -> int:
+    """Channels whose moving mean is NaN/inf or whose moving variance is NaN/inf/negative."""
+    mean_bad = ~np.isfinite(moving_mean)
+    var = np.asarray(moving_variance)
+    var_bad = ~np.isfinite(var) | (np.nan_to_num(var, nan=-1.0) < 0)
+    return int(np.count_nonzero(mean_bad | var_bad))
+
+
+def drift(series: np.ndarray) -> np.ndarray:
+    """Per-step RMS change of a ``[steps, channels]`` series; the first step is 0.
+
+    Example:
+        >>> drift(np.array([[0.0, 0.0], [3.0, 4.0]])).round(3).tolist()
+        [0.0, 3.536]
+    """
+    values = np.asarray(series, dtype=np.float64)
+    out = np.zeros(values.shape[0])
+    if values.shape[0] > 1:
+        out[1:] = np.sqrt(np.mean(np.square(np.diff(values, axis=0)), axis=1))
+    return out
