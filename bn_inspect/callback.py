@@ -327,7 +327,9 @@ class BatchNormInspector(keras.callbacks.Callback):
             writer.add_layer(found.path, schema.PROBE_MEAN_GAP, mean_gap)
             writer.add_layer(found.path, schema.PROBE_VAR_LOG_RATIO, var_ratio)
             layer_gaps.append(mean_gap)
-        writer.add_scalar(schema.SCALAR_MAX_LAYER_GAP, float(np.nanmax(layer_gaps)))
+        measured = [gap for gap in layer_gaps if np.isfinite(gap)]  # frozen layers measure none
+        if measured:
+            writer.add_scalar(schema.SCALAR_MAX_LAYER_GAP, float(max(measured)))
 
     def _log_batch_state(self) -> None:
         writer = self._writer

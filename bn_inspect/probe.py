@@ -38,7 +38,7 @@ class ProbeResult:
 
     outputs_training: np.ndarray  # [samples, features]
     outputs_inference: np.ndarray  # [samples, features]
-    batch_mean: dict[str, np.ndarray] = field(default_factory=dict)  # path -> [channels]
+    batch_mean: dict[str, np.ndarray] = field(default_factory=dict)  # path -> [channels], NaN if frozen
     batch_variance: dict[str, np.ndarray] = field(default_factory=dict)
 
 
@@ -93,7 +93,10 @@ class Probe:
             layer = found.layer
             spread_var = layer.moving_stddev if getattr(layer, "renorm", False) else layer.moving_variance
             self._stat_indices.append((index[id(layer.moving_mean)], index[id(spread_var)]))
-        self._zeroed = {i for pair in self._stat_indices for i in pair}
+        # A frozen layer runs in inference mode even when training=True: it reads its moving
+        # statistics, so they must stay real, and it measures no batch statistics (NaN).
+        self._measured = [bool(found.layer.trainable) for found in self._layers]
+        self._zeroed = {i for pair, measured in zip(self._stat_indices, self._measured) if measured for i in pair}
         self._fn = compile_for_backend(self._stateless_pass)
 
     def _stateless_pass(self, trainable: list, non_trainable: list, zeroed: list, x: Any) -> tuple:
@@ -114,8 +117,12 @@ class Probe:
             outputs_training=_flatten_outputs(training, self.samples),
             outputs_inference=_flatten_outputs(inference, self.samples),
         )
-        for found, (mean_after, spread_after) in zip(self._layers, stats):
+        for found, (mean_after, spread_after), measured in zip(self._layers, stats, self._measured):
             layer = found.layer
+            if not measured:
+                nan = np.full(int(np.prod(layer.moving_mean.shape)), np.nan, dtype=np.float32)
+                result.batch_mean[found.path], result.batch_variance[found.path] = nan, nan.copy()
+                continue
             momentum = float(layer.momentum)
             mean = batch_stat_from_update(keras.ops.convert_to_numpy(mean_after), momentum)
             spread = batch_stat_from_update(keras.ops.convert_to_numpy(spread_after), momentum)
