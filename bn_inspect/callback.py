@@ -111,6 +111,10 @@ class BatchNormInspector(keras.callbacks.Callback):
         self.max_probe_samples = max_probe_samples
         self.batch_size = batch_size
         self._last_step: int | None = None
+        if log_every_n_batches is not None:
+            # Only then hook every batch: Keras dispatches batch callbacks asynchronously
+            # as long as no callback overrides them.
+            self.on_train_batch_end = self._on_train_batch_end_logging
         self._reset()
 
     # --- state ------------------------------------------------------------------------------
@@ -172,10 +176,9 @@ class BatchNormInspector(keras.callbacks.Callback):
             return
         self._safely(self._log_epoch_state, epoch + 1 + self._step_offset)
 
-    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        if self._writer is None or self.log_every_n_batches is None:
-            return
-        if (batch + 1) % self.log_every_n_batches == 0:
+    def _on_train_batch_end_logging(self, batch: int, logs: dict | None = None) -> None:
+        """``on_train_batch_end``, installed only with ``log_every_n_batches`` (see __init__)."""
+        if self._writer is not None and (batch + 1) % self.log_every_n_batches == 0:
             self._safely(self._log_batch_state)
 
     def on_train_end(self, logs: dict | None = None) -> None:
