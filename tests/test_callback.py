@@ -229,7 +229,7 @@ def test_warnings_for_tiny_probe_dropout_and_no_probe(tmp_path):
     keras.utils.set_random_seed(0)
     inputs = keras.Input((6,))
     h = keras.layers.BatchNormalization()(keras.layers.Dense(4)(inputs))
-    model = keras.Model(inputs, keras.layers.Dropout(0.2)(h))
+    model = keras.Model(inputs, keras.layers.Dropout(0.2, name="dropout")(h))  # fixed name: uids grow per process
     model.compile("sgd", "mse")
     x, y = make_data()
     with pytest.warns(BatchNormInspectorWarning) as caught:
