@@ -9,6 +9,8 @@ Example:
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 
@@ -103,3 +105,50 @@ def drift(series: np.ndarray) -> np.ndarray:
     if values.shape[0] > 1:
         out[1:] = np.sqrt(np.mean(np.square(np.diff(values, axis=0)), axis=1))
     return out
+
+
+def _as_matrix(series: np.ndarray) -> np.ndarray:
+    """A ``[steps, ...]`` array as float64 ``[steps, channels]`` (a per-step scalar is 1 channel)."""
+    values = np.asarray(series, dtype=np.float64)
+    return values.reshape(values.shape[0], int(np.prod(values.shape[1:])))
+
+
+def channel_summary(series: np.ndarray, low: float = 10.0, high: float = 90.0) -> dict[str, np.ndarray]:
+    """Per-step summary over channels of a ``[steps, channels]`` series, ignoring NaNs.
+
+    Returns ``{"mean", "low", "high"}``, each of shape ``[steps]``: the channel mean and the
+    ``low``-th / ``high``-th channel percentiles (a band showing how spread the channels are).
+
+    Example:
+        >>> s = channel_summary(np.array([[0.0, 10.0], [1.0, 3.0]]), low=0, high=100)
+        >>> s["mean"].tolist(), s["low"].tolist(), s["high"].tolist()
+        ([5.0, 2.0], [0.0, 1.0], [10.0, 3.0])
+    """
+    values = _as_matrix(series)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN steps give NaN
+        return {
+            "mean": np.nanmean(values, axis=1),
+            "low": np.nanpercentile(values, low, axis=1),
+            "high": np.nanpercentile(values, high, axis=1),
+        }
+
+
+def run_distance(
+    steps_a: np.ndarray, values_a: np.ndarray, steps_b: np.ndarray, values_b: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """RMS over channels of ``b - a`` at the steps both runs logged.
+
+    ``values_*`` are ``[steps, channels]``; returns ``(common_steps, distance)``. Runs whose
+    layers have different channel counts are not comparable: ``ValueError``.
+
+    Example:
+        >>> run_distance(np.array([0, 1]), np.zeros((2, 2)), np.array([1, 2]), np.ones((2, 2)))
+        (array([1]), array([1.]))
+    """
+    a, b = _as_matrix(values_a), _as_matrix(values_b)
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"channel counts differ ({a.shape[1]} vs {b.shape[1]}); the layers are not comparable")
+    common, index_a, index_b = np.intersect1d(steps_a, steps_b, return_indices=True)
+    distance = np.sqrt(np.mean(np.square(b[index_b] - a[index_a]), axis=1)) if a.shape[1] else np.zeros(len(common))
+    return common, distance

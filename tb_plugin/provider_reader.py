@@ -1,0 +1,129 @@
+"""Read bn-inspect series through TensorBoard's data provider.
+
+The same code serves the Python loader (``MultiplexerDataProvider``) and the Rust data server
+(``GrpcDataProvider``, ``--load_fast=true``). A series is identified by the content record in
+its ``plugin_content`` (see :mod:`bn_inspect.schema`), never by parsing its tag.
+
+Example:
+    >>> reader = ProviderReader(context.data_provider, plugin_util.context(environ),
+    ...                         plugin_util.experiment_id(environ))      # doctest: +SKIP
+    >>> run = reader.index()["default"]                                  # doctest: +SKIP
+    >>> key = SeriesKey(schema.KIND_LAYER, schema.GAMMA, "bn")            # doctest: +SKIP
+    >>> reader.read(run, [key])[key].values.shape                        # doctest: +SKIP
+    (4, 16)
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from tensorboard.data import provider
+
+from bn_inspect import schema
+from bn_inspect.reader import Series
+from tb_plugin.series import dedupe_last
+
+# Points asked for per series: all of them in practice. What the server retains is set by
+# the loader (``samples_per_plugin``), not here.
+MAX_POINTS = 1_000_000
+
+
+@dataclass(frozen=True)
+class SeriesKey:
+    """What a series holds, from its content record."""
+
+    kind: str
+    quantity: str
+    layer: str | None = None
+    timeline: str = schema.TIMELINE_EPOCH
+
+
+@dataclass
+class RunIndex:
+    """The bn-inspect series of one run: content key -> tag."""
+
+    name: str
+    tags: dict[SeriesKey, str]
+
+    def layers(self) -> list[str]:
+        """Paths of the layers with data, sorted."""
+        return sorted({key.layer for key in self.tags if key.kind == schema.KIND_LAYER and key.layer is not None})
+
+    def quantities(self, layer: str, timeline: str = schema.TIMELINE_EPOCH) -> list[str]:
+        """Quantities logged for ``layer`` on ``timeline``, in schema order."""
+        present = {key.quantity for key in self.tags if key.layer == layer and key.timeline == timeline}
+        return [q for q in schema.LAYER_QUANTITIES if q in present]
+
+    @property
+    def config_tag(self) -> str | None:
+        """Tag of the run-config record, if the run has one."""
+        return next((tag for key, tag in self.tags.items() if key.kind == schema.KIND_CONFIG), None)
+
+
+def _text(value: Any) -> str:
+    item = np.asarray(value, dtype=object).reshape(-1)[0]
+    return item.decode("utf-8") if isinstance(item, bytes) else str(item)
+
+
+class ProviderReader:
+    """bn-inspect views of one request's data provider, context and experiment."""
+
+    def __init__(self, data_provider: provider.DataProvider, ctx: Any, experiment_id: str) -> None:
+        self._provider = data_provider
+        self._ctx = ctx
+        self._experiment_id = experiment_id
+
+    def index(self, runs: Sequence[str] | None = None) -> dict[str, RunIndex]:
+        """Runs with bn-inspect series (all, or those named in ``runs``), by name."""
+        listing = self._provider.list_tensors(
+            self._ctx,
+            experiment_id=self._experiment_id,
+            plugin_name=schema.PLUGIN_NAME,
+            run_tag_filter=provider.RunTagFilter(runs=list(runs)) if runs is not None else None,
+        )
+        result = {}
+        for run, tags in listing.items():
+            keys = {}
+            for tag, time_series in tags.items():
+                try:
+                    record = schema.parse_content(time_series.plugin_content)
+                except ValueError:
+                    continue  # not ours, or written by a newer bn-inspect
+                key = SeriesKey(record["kind"], record["quantity"], record.get("layer"), record["timeline"])
+                keys[key] = tag
+            if keys:
+                result[run] = RunIndex(run, keys)
+        return result
+
+    def _read_tags(self, run: str, tags: Sequence[str]) -> dict[str, list[provider.TensorDatum]]:
+        if not tags:
+            return {}
+        result = self._provider.read_tensors(
+            self._ctx,
+            experiment_id=self._experiment_id,
+            plugin_name=schema.PLUGIN_NAME,
+            downsample=MAX_POINTS,
+            run_tag_filter=provider.RunTagFilter(runs=[run], tags=list(tags)),
+        )
+        return result.get(run, {})
+
+    def read(self, run: RunIndex, keys: Iterable[SeriesKey]) -> dict[SeriesKey, Series]:
+        """The numeric series of ``keys`` that ``run`` holds (missing keys are left out);
+        a repeated step keeps the value written last."""
+        wanted = {run.tags[key]: key for key in keys if key in run.tags}
+        data = self._read_tags(run.name, list(wanted))
+        return {wanted[tag]: dedupe_last((d.step, d.wall_time, d.numpy) for d in datums) for tag, datums in data.items()}
+
+    def config(self, run: RunIndex) -> dict | None:
+        """The newest run-config record (highest step, last written), or ``None``."""
+        tag = run.config_tag
+        datums = self._read_tags(run.name, [tag]) if tag else {}
+        points = datums.get(tag, [])
+        if not points:
+            return None
+        _, newest = max(enumerate(points), key=lambda item: (item[1].step, item[0]))
+        return json.loads(_text(newest.numpy))

@@ -1,0 +1,280 @@
+"""What each data route answers, built from a :class:`ProviderReader`.
+
+Every function returns JSON-compatible data, or ``(meta, arrays)`` for a binary
+:mod:`tb_plugin.payload`, and raises :class:`~tb_plugin.errors.NotFound` for an unknown run,
+layer, quantity or step. Numerics live in :mod:`bn_inspect.stats` and :mod:`tb_plugin.series`.
+
+Example:
+    >>> meta, arrays = layer_series(reader, "default", "bn", schema.GAMMA)   # doctest: +SKIP
+    >>> arrays["values"].shape                                              # doctest: +SKIP
+    (4, 16)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from bn_inspect import schema, stats
+from bn_inspect.reader import Series
+from tb_plugin.errors import BadRequest, NotFound
+from tb_plugin.provider_reader import ProviderReader, RunIndex, SeriesKey
+from tb_plugin.series import align_rows, merge_timelines, steps_to_epochs
+
+# Per-layer scalars shown as the "where do training and inference diverge" heatmap.
+GAP_QUANTITIES = (
+    schema.PROBE_MEAN_GAP,
+    schema.PROBE_VAR_LOG_RATIO,
+    schema.POPULATION_MEAN_GAP,
+    schema.POPULATION_VAR_LOG_RATIO,
+)
+# Channel band drawn around the channel mean in the "Runs compared" view.
+PERCENTILES = (10.0, 90.0)
+MAX_COMPARED_RUNS = 16
+# Moving statistic -> the statistics of the same kind measured on data, for the per-channel
+# "batch vs moving" comparison of the "Training vs inference" view.
+STAT_PAIRS = {
+    schema.MOVING_MEAN: (schema.PROBE_BATCH_MEAN, schema.POPULATION_MEAN),
+    schema.MOVING_VARIANCE: (schema.PROBE_BATCH_VARIANCE, schema.POPULATION_VARIANCE),
+}
+
+
+def schema_summary() -> dict:
+    """The names the front end needs, so it never hard-codes them."""
+    return {
+        "variable_quantities": list(schema.VARIABLE_QUANTITIES),
+        "channel_quantities": list(schema.CHANNEL_QUANTITIES),
+        "gap_quantities": list(GAP_QUANTITIES),
+        "output_gap_fields": list(schema.OUTPUT_GAP_FIELDS),
+        "residual_init_weight": schema.RESIDUAL_INIT_WEIGHT,
+        "stat_pairs": {moving: list(measured) for moving, measured in STAT_PAIRS.items()},
+        "timelines": {"epoch": schema.TIMELINE_EPOCH, "batch": schema.TIMELINE_BATCH},
+        "percentiles": list(PERCENTILES),
+    }
+
+
+def _run(index: dict[str, RunIndex], name: str) -> RunIndex:
+    if name not in index:
+        raise NotFound(f"unknown run {name!r}: it holds no bn-inspect data")
+    return index[name]
+
+
+def _check_layer(run: RunIndex, layer: str) -> None:
+    if layer not in run.layers():
+        raise NotFound(f"unknown layer {layer!r} in run {run.name!r}")
+
+
+def _ordered_layers(run: RunIndex, config: dict | None) -> list[str]:
+    """Layers in model order (from the run config), then any others sorted."""
+    present = run.layers()
+    in_config = [entry.get("path") for entry in (config or {}).get("layers", [])]
+    ordered = [path for path in in_config if path in present]
+    return ordered + [path for path in present if path not in ordered]
+
+
+def _steps_per_epoch(config: dict | None) -> int | None:
+    value = (config or {}).get("steps_per_epoch")
+    return int(value) if isinstance(value, (int, float)) and value > 0 else None
+
+
+def _key(quantity: str, layer: str, timeline: str = schema.TIMELINE_EPOCH) -> SeriesKey:
+    return SeriesKey(schema.KIND_LAYER, quantity, layer, timeline)
+
+
+def _float_or_none(value: float) -> float | None:
+    return float(value) if np.isfinite(value) else None
+
+
+def runs_overview(reader: ProviderReader) -> dict:
+    """Runs, their configuration and per-layer headline figures (``/runs``)."""
+    runs = []
+    for name, run in sorted(reader.index().items()):
+        config = reader.config(run)
+        layers = _ordered_layers(run, config)
+        gap_key = SeriesKey(schema.KIND_MODEL, schema.OUTPUT_GAP)
+        data = reader.read(run, [gap_key] + [_key(schema.RESIDUAL_INIT_WEIGHT, layer) for layer in layers])
+        layer_configs = {entry.get("path"): entry for entry in (config or {}).get("layers", [])}
+        layer_entries = []
+        for layer in layers:
+            residual = data.get(_key(schema.RESIDUAL_INIT_WEIGHT, layer))
+            layer_entries.append(
+                {
+                    "path": layer,
+                    "config": layer_configs.get(layer),
+                    "quantities": run.quantities(layer),
+                    "batch_quantities": run.quantities(layer, schema.TIMELINE_BATCH),
+                    "last_residual_init_weight": (
+                        _float_or_none(residual.values[-1]) if residual is not None and len(residual.steps) else None
+                    ),
+                }
+            )
+        logged = [s.steps for key, s in data.items() if key.kind == schema.KIND_LAYER]
+        epochs = np.unique(np.concatenate(logged)).tolist() if logged else []
+        gap = data.get(gap_key)
+        output_gap = None
+        if gap is not None and len(gap.steps):
+            output_gap = {"step": int(gap.steps[-1])}
+            output_gap.update({field: _float_or_none(v) for field, v in zip(schema.OUTPUT_GAP_FIELDS, gap.values[-1])})
+        runs.append(
+            {
+                "run": name,
+                "config": {k: v for k, v in (config or {}).items() if k != "layers"} if config else None,
+                "epochs": epochs,
+                "layers": layer_entries,
+                "output_gap": output_gap,
+            }
+        )
+    return {"runs": runs, "schema": schema_summary()}
+
+
+def layer_series(
+    reader: ProviderReader, run_name: str, layer: str, quantity: str, timeline: str = schema.TIMELINE_EPOCH
+) -> tuple[dict, dict[str, np.ndarray]]:
+    """One quantity of one layer over steps (``/series``): ``values`` ``[steps, channels]``
+    (or ``[steps]`` for per-layer scalars), its per-step ``drift`` and the steps' ``epochs``."""
+    if quantity not in schema.LAYER_QUANTITIES:
+        raise NotFound(f"unknown quantity {quantity!r}; use one of {', '.join(schema.LAYER_QUANTITIES)}")
+    if timeline not in schema.TIMELINES:
+        raise BadRequest(f"timeline must be one of {', '.join(schema.TIMELINES)}; got {timeline!r}")
+    run = _run(reader.index([run_name]), run_name)
+    _check_layer(run, layer)
+    key = _key(quantity, layer, timeline)
+    series = reader.read(run, [key]).get(key)
+    if series is None:
+        raise NotFound(f"run {run_name!r} logged no {quantity} for layer {layer!r} on the {timeline} timeline")
+    epochs = steps_to_epochs(series.steps, timeline == schema.TIMELINE_BATCH, _steps_per_epoch(reader.config(run)))
+    arrays = {"values": series.values}
+    if series.values.ndim == 2:
+        arrays["drift"] = stats.drift(series.values)
+    if epochs is not None:
+        arrays["epochs"] = epochs
+    meta = {
+        "run": run_name,
+        "layer": layer,
+        "quantity": quantity,
+        "timeline": timeline,
+        "steps": series.steps.tolist(),
+        "channels": int(series.values.shape[1]) if series.values.ndim == 2 else None,
+    }
+    return meta, arrays
+
+
+def _compare_one(
+    reader: ProviderReader, run: RunIndex, layer: str, prefix: str, arrays: dict[str, np.ndarray]
+) -> tuple[dict, dict[str, Series]]:
+    """Curves of one run for ``compare_runs``; returns its meta and its epoch series."""
+    spe = _steps_per_epoch(reader.config(run))
+    curves = schema.VARIABLE_QUANTITIES + (schema.RESIDUAL_INIT_WEIGHT,)
+    keys = [_key(q, layer, t) for q in curves for t in schema.TIMELINES]
+    data = reader.read(run, keys)
+    epoch_series = {}
+    for quantity in curves:
+        epoch = data.get(_key(quantity, layer))
+        if epoch is None or not len(epoch.steps):
+            continue
+        x, values = merge_timelines(epoch, data.get(_key(quantity, layer, schema.TIMELINE_BATCH)), spe)
+        arrays[f"{prefix}/{quantity}/x"] = x
+        if quantity == schema.RESIDUAL_INIT_WEIGHT:
+            arrays[f"{prefix}/{quantity}/y"] = values
+        else:
+            for field, summary in stats.channel_summary(values, *PERCENTILES).items():
+                arrays[f"{prefix}/{quantity}/{field}"] = summary
+            epoch_series[quantity] = epoch
+    within_epoch = spe is not None and any(key.timeline == schema.TIMELINE_BATCH for key in data)
+    meta = {"run": run.name, "has_layer": True, "within_epoch": within_epoch, "quantities": list(epoch_series)}
+    return meta, epoch_series
+
+
+def compare_runs(reader: ProviderReader, run_names: Sequence[str], layer: str) -> tuple[dict, dict[str, np.ndarray]]:
+    """The same layer across runs (``/compare``).
+
+    Arrays are named ``"<i>/<quantity>/<field>"`` with ``i`` the run's position in
+    ``run_names``: ``x`` (epochs, within-epoch points included), ``mean``, ``low``, ``high``
+    (channel percentiles ``PERCENTILES``); ``"<i>/residual_init_weight/x|y"``; and
+    ``"<i>/<quantity>/distance_x|distance"``: RMS over channels of this run minus the
+    reference run (the first run holding the layer), at the epochs both logged.
+    """
+    if not run_names:
+        raise BadRequest("pass at least one run: /compare?run=<name>&layer=<path>")
+    if len(run_names) > MAX_COMPARED_RUNS:
+        raise BadRequest(f"compare at most {MAX_COMPARED_RUNS} runs at once; got {len(run_names)}")
+    index = reader.index(list(dict.fromkeys(run_names)))
+    runs = [_run(index, name) for name in run_names]
+    if all(layer not in run.layers() for run in runs):
+        raise NotFound(f"unknown layer {layer!r}: none of the runs has it")
+    arrays: dict[str, np.ndarray] = {}
+    runs_meta, all_series = [], []
+    for position, run in enumerate(runs):
+        if layer in run.layers():
+            meta, series = _compare_one(reader, run, layer, str(position), arrays)
+        else:
+            meta, series = {"run": run.name, "has_layer": False, "within_epoch": False, "quantities": []}, {}
+        runs_meta.append(meta)
+        all_series.append(series)
+    reference = next(i for i, run in enumerate(runs) if layer in run.layers())
+    for position, series in enumerate(all_series):
+        runs_meta[position]["distance_quantities"] = []
+        if position == reference:
+            continue
+        for quantity, values in series.items():
+            base = all_series[reference].get(quantity)
+            if base is None:
+                continue
+            try:
+                steps, distance = stats.run_distance(base.steps, base.values, values.steps, values.values)
+            except ValueError:
+                continue  # different channel counts: not comparable
+            arrays[f"{position}/{quantity}/distance_x"] = steps
+            arrays[f"{position}/{quantity}/distance"] = distance
+            runs_meta[position]["distance_quantities"].append(quantity)
+    meta = {"layer": layer, "reference": runs[reference].name, "percentiles": list(PERCENTILES), "runs": runs_meta}
+    return meta, arrays
+
+
+def train_vs_inference(reader: ProviderReader, run_name: str) -> tuple[dict, dict[str, np.ndarray]]:
+    """Training- vs inference-mode figures of one run (``/modes``).
+
+    Arrays: ``output_gap`` ``[steps, 3]`` (fields ``schema.OUTPUT_GAP_FIELDS``) and, for each
+    per-layer gap quantity logged, ``<quantity>`` ``[layers, steps]`` (NaN where not logged).
+    """
+    run = _run(reader.index([run_name]), run_name)
+    config = reader.config(run)
+    layers = _ordered_layers(run, config)
+    gap_key = SeriesKey(schema.KIND_MODEL, schema.OUTPUT_GAP)
+    data = reader.read(run, [gap_key] + [_key(q, layer) for q in GAP_QUANTITIES for layer in layers])
+    arrays: dict[str, np.ndarray] = {}
+    meta: dict = {
+        "run": run_name,
+        "layers": layers,
+        "output_gap_fields": list(schema.OUTPUT_GAP_FIELDS),
+        "output_gap_steps": [],
+        "gap_steps": {},
+        "probe_samples": (config or {}).get("probe_samples"),
+        "probe_has_dropout": bool((config or {}).get("probe_has_dropout")),
+    }
+    gap = data.get(gap_key)
+    if gap is not None and len(gap.steps):
+        arrays["output_gap"] = gap.values.reshape(len(gap.steps), -1)
+        meta["output_gap_steps"] = gap.steps.tolist()
+    for quantity in GAP_QUANTITIES:
+        rows = [data.get(_key(quantity, layer)) for layer in layers]
+        if any(row is not None for row in rows):
+            steps, matrix = align_rows(rows)
+            arrays[quantity] = matrix
+            meta["gap_steps"][quantity] = steps.tolist()
+    return meta, arrays
+
+
+def layer_at_step(reader: ProviderReader, run_name: str, layer: str, step: int) -> tuple[dict, dict[str, np.ndarray]]:
+    """Every per-channel quantity of one layer at one step (``/layer_step``), e.g. probe batch
+    statistics next to the moving ones. ``meta["steps"]`` lists the steps that can be asked."""
+    run = _run(reader.index([run_name]), run_name)
+    _check_layer(run, layer)
+    data = reader.read(run, [_key(q, layer) for q in schema.CHANNEL_QUANTITIES])
+    logged = sorted({int(s) for series in data.values() for s in series.steps})
+    arrays = {key.quantity: series.values[series.steps == step][0] for key, series in data.items() if step in series.steps}
+    if not arrays:
+        raise NotFound(f"step {step} not logged for layer {layer!r} of run {run_name!r}; logged: {logged}")
+    meta = {"run": run_name, "layer": layer, "step": step, "steps": logged, "quantities": list(arrays)}
+    return meta, arrays
