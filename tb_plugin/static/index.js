@@ -1,0 +1,165 @@
+// Entry point of the "BN Inspect" tab: TensorBoard's iframe imports this module and calls
+// render(). Holds the shared run/layer picker and switches between the four views.
+
+import {clearCache, api} from "./model.js";
+import {el, message} from "./dom.js";
+import {runColor} from "./colors.js";
+import {renderRuns} from "./view_runs.js";
+import {renderEpochs} from "./view_epochs.js";
+import {renderCompare} from "./view_compare.js";
+import {renderModes} from "./view_modes.js";
+
+const VIEWS = [
+  {id: "runs", title: "Runs & configurations", render: renderRuns},
+  {id: "epochs", title: "Epochs", render: renderEpochs},
+  {id: "compare", title: "Runs compared", render: renderCompare},
+  {id: "modes", title: "Training vs inference", render: renderModes},
+];
+const MAX_DEFAULT_RUNS = 8;
+
+const state = {overview: null, selected: new Set(), layer: null, view: "runs"};
+
+function addStylesheet(path) {
+  document.head.append(el("link", {rel: "stylesheet", href: new URL(path, import.meta.url).toString()}));
+}
+
+function selectedRuns() {
+  return state.overview.runs.filter((run) => state.selected.has(run.run));
+}
+
+/** Layer paths of the selected runs, in model order of the first run that has each. */
+function layersOf(runs) {
+  const paths = [];
+  for (const run of runs) {
+    for (const layer of run.layers) if (!paths.includes(layer.path)) paths.push(layer.path);
+  }
+  return paths;
+}
+
+function colorOf(runName) {
+  return runColor(state.overview.runs.findIndex((run) => run.run === runName));
+}
+
+function emptyState() {
+  return el("div", {class: "bn-empty", dataset: {state: "empty"}}, [
+    el("h2", {text: "No bn-inspect data in this logdir"}),
+    el("p", {text: "Add the callback to model.fit, one log directory per run, then point TensorBoard at their parent:"}),
+    el("pre", {text:
+      "from bn_inspect import BatchNormInspector\n\n" +
+      "model.fit(x, y, epochs=10, callbacks=[\n" +
+      "    BatchNormInspector(\"logs/run1\", probe_data=x[:64]),\n" +
+      "])\n\n" +
+      "# then: tensorboard --logdir logs"}),
+  ]);
+}
+
+function picker(app) {
+  const runs = state.overview.runs.map((run) => {
+    const box = el("input", {type: "checkbox"});
+    box.checked = state.selected.has(run.run);
+    box.addEventListener("change", () => {
+      if (box.checked) state.selected.add(run.run);
+      else state.selected.delete(run.run);
+      draw(app);
+    });
+    return el("label", {class: "bn-run", dataset: {run: run.run}}, [
+      box,
+      el("span", {class: "bn-swatch", style: {background: colorOf(run.run)}}),
+      el("span", {text: run.run}),
+    ]);
+  });
+  const layers = layersOf(selectedRuns());
+  if (!layers.includes(state.layer)) state.layer = layers[0] ?? null;
+  const layerSelect = el("select", {dataset: {picker: "layer"}});
+  for (const path of layers) {
+    const option = el("option", {text: path});
+    option.value = path;
+    option.selected = path === state.layer;
+    layerSelect.append(option);
+  }
+  layerSelect.addEventListener("change", () => {
+    state.layer = layerSelect.value;
+    draw(app);
+  });
+  return el("div", {class: "bn-picker"}, [
+    el("div", {class: "bn-runs"}, [el("span", {class: "bn-picker-title", text: "Runs"}), ...runs]),
+    el("label", {class: "bn-field"}, [el("span", {class: "bn-picker-title", text: "Layer"}), layerSelect]),
+  ]);
+}
+
+function tabs(app) {
+  const buttons = VIEWS.map((view) =>
+    el("button", {
+      class: view.id === state.view ? "bn-tab bn-active" : "bn-tab",
+      dataset: {view: view.id},
+      text: view.title,
+      onclick: () => {
+        state.view = view.id;
+        draw(app);
+      },
+    }),
+  );
+  const reload = el("button", {class: "bn-reload", text: "Reload", onclick: () => load(app)});
+  return el("nav", {class: "bn-tabs"}, [...buttons, reload]);
+}
+
+/** Render the current view into a fresh pane of `content`; a refresh replaces the pane, so
+ * an answer arriving late only ever lands in a detached pane. */
+async function drawView(content) {
+  const pane = el("div", {class: "bn-pane", dataset: {status: "loading"}});
+  content.replaceChildren(pane);
+  const runs = selectedRuns();
+  if (!runs.length) {
+    pane.append(message("Select at least one run."));
+    pane.dataset.status = "ready";
+    return;
+  }
+  const view = VIEWS.find((v) => v.id === state.view);
+  try {
+    await view.render(pane, {
+      runs,
+      layers: layersOf(runs),
+      layer: state.layer,
+      schema: state.overview.schema,
+      refresh: () => drawView(content),
+      colorOf,
+    });
+  } catch (error) {
+    pane.append(message(`Could not load this view: ${error.message}`, "error"));
+  }
+  pane.dataset.status = "ready";
+}
+
+function draw(app) {
+  app.replaceChildren();
+  if (!state.overview.runs.length) {
+    app.append(emptyState());
+    return;
+  }
+  const content = el("main", {class: "bn-view", dataset: {view: state.view}});
+  app.append(tabs(app), picker(app), content);
+  drawView(content);
+}
+
+async function load(app) {
+  clearCache();
+  try {
+    state.overview = await api.runs();
+  } catch (error) {
+    app.replaceChildren(message(`Could not load bn-inspect runs: ${error.message}`, "error"));
+    return;
+  }
+  const names = state.overview.runs.map((run) => run.run);
+  state.selected = new Set([...state.selected].filter((name) => names.includes(name)));
+  if (!state.selected.size) names.slice(0, MAX_DEFAULT_RUNS).forEach((name) => state.selected.add(name));
+  draw(app);
+}
+
+/** Called by TensorBoard once the tab's iframe has loaded this module. */
+export async function render() {
+  addStylesheet("./vendor/uplot/uPlot.min.css");
+  addStylesheet("./style.css");
+  const app = el("div", {class: "bn-app"});
+  document.body.append(app);
+  await load(app);
+}

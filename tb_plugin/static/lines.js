@@ -1,0 +1,72 @@
+// Line charts on the vendored uPlot: series with their own x values, optional percentile bands.
+
+import uPlot from "./vendor/uplot/uPlot.esm.js";
+import {withAlpha} from "./colors.js";
+import {el} from "./dom.js";
+
+const toPlain = (values) => Array.from(values, (v) => (Number.isFinite(v) ? v : null));
+// Tick steps for an x axis of whole numbers (epochs, channels): never 0.25 of an epoch.
+const INTEGER_INCRS = [1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 2000, 5000, 10000];
+
+/**
+ * A responsive line chart. Each series: {label, x, y, color, dash?, low?, high?}; x/y/low/high
+ * are arrays of equal length (typed arrays are fine, NaN is a gap). With low/high the series
+ * gets a shaded band. `points: true` draws markers only (for a categorical x such as channels).
+ * The legend shows the values under the cursor.
+ * Example:
+ *   parent.append(lineChart({xLabel: "epoch", yLabel: "drift", series: [{label: "run", x, y, color}]}));
+ */
+export function lineChart({xLabel, yLabel, series, height = 230, bandLabels = ["high", "low"], points = false}) {
+  const root = el("div", {class: "bn-chart", dataset: {chart: "line", series: String(series.length)}});
+  const tables = [];
+  const uSeries = [{label: xLabel}];
+  const bands = [];
+  const bandColumns = [];
+  for (const s of series) {
+    const table = [toPlain(s.x), toPlain(s.y)];
+    const style = points
+      ? {paths: () => null, points: {show: true, size: 4, fill: s.color}}
+      : {width: 2, dash: s.dash, spanGaps: true, points: {show: s.x.length <= 40, size: 5}};
+    uSeries.push({label: s.label, stroke: s.color, ...style});
+    if (s.low && s.high) {
+      const column = uSeries.length;
+      table.push(toPlain(s.high), toPlain(s.low));
+      for (const name of bandLabels) {
+        uSeries.push({label: `${s.label} ${name}`, stroke: withAlpha(s.color, 0.35), width: 1, spanGaps: true, points: {show: false}});
+      }
+      bands.push({series: [column, column + 1], fill: withAlpha(s.color, 0.14)});
+      bandColumns.push(column, column + 1);
+    }
+    tables.push(table);
+  }
+  const data = tables.length ? uPlot.join(tables) : [[]];
+  const integerX = data[0].every(Number.isInteger);
+  let plot = null;
+  new ResizeObserver(() => {
+    const width = root.clientWidth;
+    if (width === 0) return;
+    if (plot) {
+      plot.setSize({width, height});
+      return;
+    }
+    plot = new uPlot(
+      {
+        width,
+        height,
+        series: uSeries,
+        bands,
+        scales: {x: {time: false}},
+        axes: [
+          {label: xLabel, labelSize: 20, stroke: "#424242", grid: {stroke: "#eeeeee"}, incrs: integerX ? INTEGER_INCRS : undefined},
+          {label: yLabel, labelSize: 20, size: 64, stroke: "#424242", grid: {stroke: "#eeeeee"}},
+        ],
+        legend: {live: true},
+      },
+      data,
+      root,
+    );
+    const rows = plot.root.querySelectorAll(".u-legend .u-series");
+    for (const column of bandColumns) rows[column]?.classList.add("bn-band-legend");
+  }).observe(root);
+  return root;
+}

@@ -1,0 +1,75 @@
+// View 3, "Runs compared": one layer across the selected runs — channel summaries over
+// epochs, the initializer's remaining weight, and the distance between runs.
+
+import {lineChart} from "./lines.js";
+import {api} from "./model.js";
+import {card, el, label, message} from "./dom.js";
+import {PALETTE} from "./colors.js";
+
+const DASHES = [undefined, [6, 4], [2, 3], [10, 3, 2, 3]];
+
+export async function renderCompare(container, {runs, layer, schema, colorOf}) {
+  const {meta, arrays} = await api.compare(runs.map((r) => r.run), layer);
+  const get = (name) => arrays[name]?.data;
+  const missing = meta.runs.filter((r) => !r.has_layer).map((r) => r.run);
+  if (missing.length) container.append(message(`No layer “${layer}” in: ${missing.join(", ")}.`));
+  const [low, high] = meta.percentiles;
+  const grid = el("div", {class: "bn-grid"});
+  for (const quantity of schema.variable_quantities) {
+    const series = meta.runs
+      .map((r, i) => ({r, i}))
+      .filter(({r}) => r.quantities.includes(quantity))
+      .map(({r, i}) => ({
+        label: r.run,
+        x: get(`${i}/${quantity}/x`),
+        y: get(`${i}/${quantity}/mean`),
+        low: get(`${i}/${quantity}/low`),
+        high: get(`${i}/${quantity}/high`),
+        color: colorOf(r.run),
+      }));
+    if (!series.length) continue;
+    grid.append(
+      card(label(quantity), `Channel mean (line) and p${low}–p${high} of the channels (band), epoch 0 = initializers.`, [
+        lineChart({xLabel: "epoch", yLabel: label(quantity), series, bandLabels: [`p${high}`, `p${low}`]}),
+      ], {dataset: {quantity}}),
+    );
+  }
+  const within = meta.runs.filter((r) => r.within_epoch).map((r) => r.run);
+  container.append(
+    el("p", {class: "bn-caption", text:
+      `Layer “${layer}” in ${meta.runs.length} run(s).` +
+      (within.length ? ` Within-epoch points included for: ${within.join(", ")}.` : "")}),
+    grid,
+  );
+
+  const residual = schema.residual_init_weight;
+  const residualSeries = meta.runs
+    .map((r, i) => ({r, i}))
+    .filter(({i}) => get(`${i}/${residual}/x`))
+    .map(({r, i}) => ({label: r.run, x: get(`${i}/${residual}/x`), y: get(`${i}/${residual}/y`), color: colorOf(r.run)}));
+  const distanceSeries = [];
+  meta.runs.forEach((r, i) => {
+    r.distance_quantities.forEach((quantity) => {
+      const k = schema.variable_quantities.indexOf(quantity);
+      distanceSeries.push({
+        label: `${label(quantity)}: ${r.run} vs ${meta.reference}`,
+        x: get(`${i}/${quantity}/distance_x`),
+        y: get(`${i}/${quantity}/distance`),
+        color: PALETTE[k % PALETTE.length],
+        dash: DASHES[i % DASHES.length],
+      });
+    });
+  });
+  container.append(
+    el("div", {class: "bn-grid"}, [
+      card("Initializer weight left: momentumᵗ", "After t updates the initializer still makes up momentumᵗ of the moving statistics (0.99: 37% after 100 steps).", [
+        lineChart({xLabel: "epoch", yLabel: "momentumᵗ", series: residualSeries}),
+      ], {dataset: {chart: "residual"}}),
+      card(`Distance to “${meta.reference}”`, "RMS over channels of the difference between runs, per epoch and quantity.", [
+        distanceSeries.length
+          ? lineChart({xLabel: "epoch", yLabel: "RMS difference", series: distanceSeries})
+          : message("Select two or more runs with this layer to see their distance."),
+      ], {dataset: {chart: "distance"}}),
+    ]),
+  );
+}

@@ -1,0 +1,91 @@
+// View 1, "Runs & configurations": one row per run, then runs x BN layers with their config;
+// cells that differ between the selected runs are highlighted.
+
+import {card, el, formatNumber} from "./dom.js";
+
+function initializerText(record) {
+  if (!record) return "—";
+  const args = Object.entries(record.config || {})
+    .filter(([, value]) => value !== null)
+    .map(([key, value]) => `${key}=${typeof value === "object" ? JSON.stringify(value) : value}`);
+  return `${record.class_name}(${args.join(", ")})`;
+}
+
+function epochsText(epochs) {
+  if (!epochs.length) return "0";
+  return `${epochs.length} (${epochs[0]}–${epochs[epochs.length - 1]})`;
+}
+
+const RUN_COLUMNS = [
+  ["Run", (run) => run.run],
+  ["Model", (run) => run.config?.model_name ?? "—"],
+  ["Backend · Keras", (run) => (run.config ? `${run.config.backend} · ${run.config.keras_version}` : "—")],
+  ["Batch size", (run) => run.config?.batch_size ?? "—"],
+  ["Steps / epoch", (run) => run.config?.steps_per_epoch ?? "—"],
+  ["Epochs logged", (run) => epochsText(run.epochs)],
+  ["Probe samples", (run) => run.config?.probe_samples || "none"],
+  ["Train/inference gap (mean |Δ| at last epoch)", (run) => formatNumber(run.output_gap?.mean_abs)],
+];
+
+// Columns of the layer table that come from the layer's config (compared across runs).
+const CONFIG_COLUMNS = [
+  ["Channels", (c) => c.channels],
+  ["Momentum", (c) => c.momentum],
+  ["Epsilon", (c) => c.epsilon],
+  ["Axis", (c) => c.axis],
+  ["Trainable", (c) => c.trainable],
+  ["Synchronized", (c) => c.synchronized],
+  ["gamma init", (c) => initializerText(c.gamma_initializer)],
+  ["beta init", (c) => initializerText(c.beta_initializer)],
+  ["moving mean init", (c) => initializerText(c.moving_mean_initializer)],
+  ["moving variance init", (c) => initializerText(c.moving_variance_initializer)],
+];
+
+function table(headers, rows, props) {
+  return el("div", {class: "bn-table-wrap"}, [
+    el("table", {class: "bn-table", ...props}, [
+      el("thead", {}, [el("tr", {}, headers.map((h) => el("th", {text: h})))]),
+      el("tbody", {}, rows),
+    ]),
+  ]);
+}
+
+export function renderRuns(container, {runs, layers}) {
+  const runRows = runs.map((run) =>
+    el("tr", {dataset: {run: run.run}}, RUN_COLUMNS.map(([, value]) => el("td", {text: value(run)}))),
+  );
+  container.append(
+    card("Runs", "One row per selected run. Epoch 0 is the state before training: the initializers.", [
+      table(RUN_COLUMNS.map(([h]) => h), runRows, {dataset: {table: "runs"}}),
+    ]),
+  );
+
+  const layerRows = [];
+  for (const layer of layers) {
+    const entries = runs
+      .map((run) => ({run, entry: run.layers.find((l) => l.path === layer)}))
+      .filter(({entry}) => entry);
+    const texts = entries.map(({entry}) => CONFIG_COLUMNS.map(([, value]) => (entry.config ? String(value(entry.config)) : "—")));
+    const differs = CONFIG_COLUMNS.map((_, k) => new Set(texts.map((t) => t[k])).size > 1);
+    entries.forEach(({run, entry}, i) => {
+      const cells = [
+        el("td", {class: "bn-layer", text: layer}),
+        el("td", {text: run.run}),
+        ...texts[i].map((text, k) => el("td", {class: differs[k] ? "bn-differs" : "", text})),
+        el("td", {text: epochsText(run.epochs)}),
+        el("td", {class: "bn-num", text: formatNumber(entry.last_residual_init_weight)}),
+        el("td", {class: "bn-num", text: formatNumber(run.output_gap?.mean_abs)}),
+      ];
+      layerRows.push(el("tr", {class: i === 0 ? "bn-group-start" : "", dataset: {run: run.run, layer}}, cells));
+    });
+  }
+  const headers = ["Layer", "Run", ...CONFIG_COLUMNS.map(([h]) => h), "Epochs logged", "Initializer weight left (momentumᵗ)", "Train/inference gap"];
+  container.append(
+    card(
+      "BatchNormalization layers × runs",
+      "Highlighted cells differ between the selected runs (e.g. default vs Constant(0.5) initializers). " +
+        "Initializer weight left: the share of the moving statistics still made of the initializer after the last epoch.",
+      [table(headers, layerRows, {dataset: {table: "layers"}})],
+    ),
+  );
+}
