@@ -1,0 +1,74 @@
+"""The reading side (reader, writer, schema, TensorBoard plugin) needs no deep-learning framework.
+
+Each check runs in a fresh interpreter twice: with TensorFlow, Keras, JAX and PyTorch made
+unimportable (as on a machine without them) and with nothing blocked (where TensorFlow is
+installed, the reading side must still not load it: that costs seconds).
+"""
+
+import json
+
+import numpy as np
+import pytest
+
+from import_blocker import HEAVY, check, run_python
+
+BLOCKING = pytest.mark.parametrize("blocked", [HEAVY, ()], ids=["frameworks-blocked", "nothing-blocked"])
+
+
+@BLOCKING
+def test_reader_writer_and_schema_work_without_frameworks(tmp_path, blocked):
+    out = check(run_python(f"""
+        import json
+        import numpy as np
+        import bn_inspect
+        from bn_inspect import events, load_logdir, reader, schema, stats, writer
+
+        w = writer.SummaryWriter({str(tmp_path)!r})
+        for step in range(3):
+            w.add_layer("net/bn", schema.MOVING_MEAN, np.arange(4, dtype=np.float32) * step)
+            w.add_config({{"model_name": "m"}})
+            w.write_step(step)
+        w.close()
+        run = load_logdir({str(tmp_path)!r})["."]
+        series = run.layers["net/bn"][schema.MOVING_MEAN]
+        print(json.dumps({{"steps": series.steps.tolist(), "values": series.values.tolist(),
+                           "config": run.config, "heavy": loaded({list(HEAVY)!r})}}))
+    """, blocked=blocked))
+    result = json.loads(out.splitlines()[-1])
+    assert result["heavy"] == []
+    assert result["steps"] == [0, 1, 2]
+    np.testing.assert_array_equal(result["values"], [np.arange(4) * step for step in range(3)])
+    assert result["config"] == {"model_name": "m"}
+
+
+@BLOCKING
+def test_every_plugin_module_and_the_entry_point_import_without_frameworks(blocked):
+    out = check(run_python(f"""
+        import importlib
+        import importlib.metadata
+        import json
+        import pkgutil
+
+        import tb_plugin
+        from tensorboard.plugins import base_plugin
+
+        modules = sorted(m.name for m in pkgutil.walk_packages(tb_plugin.__path__, "tb_plugin."))
+        for name in modules:
+            importlib.import_module(name)
+        (entry,) = [e for e in importlib.metadata.entry_points(group="tensorboard_plugins") if e.name == "bn_inspect"]
+        loader = entry.load()
+        print(json.dumps({{"modules": modules, "entry_point": entry.value,
+                           "is_loader": issubclass(loader, base_plugin.TBLoader),
+                           "heavy": loaded({list(HEAVY)!r})}}))
+    """, blocked=blocked))
+    result = json.loads(out.splitlines()[-1])
+    assert result["heavy"] == []
+    assert {"tb_plugin.loader", "tb_plugin.plugin"} <= set(result["modules"])
+    assert result["entry_point"] == "tb_plugin.loader:BNInspectLoader" and result["is_loader"]
+
+
+def test_blocked_packages_really_cannot_be_imported():
+    result = run_python("import tensorflow", blocked=HEAVY)
+    assert result.returncode != 0 and "No module named 'tensorflow' (blocked by the test)" in result.stderr
+    result = run_python("from bn_inspect import BatchNormInspector  # the callback needs Keras", blocked=HEAVY)
+    assert result.returncode != 0 and "No module named 'keras' (blocked by the test)" in result.stderr
