@@ -50,6 +50,33 @@ def batch_stat_from_update(updated_from_zero: np.ndarray, momentum: float) -> np
     return values / (1.0 - momentum)
 
 
+def merge_moments(
+    a: tuple[np.ndarray, np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray, np.ndarray]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Merge two per-channel ``(count, mean, m2)`` summaries into the summary of their union.
+
+    ``m2`` is the sum of squared deviations from the mean (``variance = m2 / count``, ddof=0).
+    Chan, Golub & LeVeque's parallel update, in float64: no ``sum(x**2) - n*mean**2``
+    cancellation, so a long stream of batches with a large mean keeps full precision.
+    Channels with a zero count on one side take the other side unchanged.
+
+    Example:
+        >>> x = np.array([[1.0], [2.0], [4.0], [9.0]])
+        >>> part = lambda v: (np.array([len(v)]), v.mean(0), ((v - v.mean(0)) ** 2).sum(0))
+        >>> n, mean, m2 = merge_moments(part(x[:1]), part(x[1:]))
+        >>> n.tolist(), mean.tolist(), (m2 / n).tolist() == x.var(0).tolist()
+        ([4], [4.0], True)
+    """
+    count_a, mean_a, m2_a = (np.asarray(v, np.float64) for v in a)
+    count_b, mean_b, m2_b = (np.asarray(v, np.float64) for v in b)
+    count = count_a + count_b
+    safe = np.where(count > 0, count, 1.0)
+    delta = mean_b - mean_a
+    mean = np.where(count > 0, mean_a + delta * (count_b / safe), 0.0)
+    m2 = m2_a + m2_b + np.square(delta) * (count_a * count_b / safe)
+    return count.astype(np.int64), mean, m2
+
+
 def layer_gaps(
     batch_mean: np.ndarray,
     batch_variance: np.ndarray,
