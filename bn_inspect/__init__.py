@@ -15,9 +15,21 @@ from typing import Any
 from bn_inspect.reader import RunData, Series, load_logdir, to_dataframe
 
 __version__ = "0.1.0"
-__all__ = ["BatchNormInspector", "BatchNormInspectorWarning", "RunData", "Series", "load_logdir", "to_dataframe"]
+__all__ = [
+    "BatchNormInspector",
+    "BatchNormInspectorWarning",
+    "RunData",
+    "Series",
+    "load_logdir",
+    "population_statistics",
+    "to_dataframe",
+]
 
-_LAZY = {"BatchNormInspector": "bn_inspect.callback", "BatchNormInspectorWarning": "bn_inspect.callback"}
+_LAZY = {
+    "BatchNormInspector": "bn_inspect.callback",
+    "BatchNormInspectorWarning": "bn_inspect.callback",
+    "population_statistics": "bn_inspect.population",
+}
 
 
 def __getattr__(name: str) -> Any:

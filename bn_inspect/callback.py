@@ -13,6 +13,7 @@ import numpy as np
 
 from bn_inspect import schema, stats
 from bn_inspect.layers import FoundLayer, find_batchnorm_layers, has_training_noise, layer_config, variable_values
+from bn_inspect.population import PopulationStatistics
 from bn_inspect.probe import Probe, sample_count
 from bn_inspect.probe_data import ProbeDataError, as_probe_batch
 from bn_inspect.reader import last_logged_step
@@ -64,7 +65,11 @@ class BatchNormInspector(keras.callbacks.Callback):
     moving statistics (``momentum ** updates``), and the layer's configuration. With
     ``probe_data`` it also runs the model on that fixed batch in training and in inference
     mode, without changing any model state, and logs both outputs, their gap, and each
-    layer's batch statistics next to its moving ones.
+    layer's batch statistics next to its moving ones. With ``reference_data`` it also logs
+    each layer's exact population statistics over that data and their distance to the
+    moving ones ("EMA staleness"): the statistics :func:`bn_inspect.recalibrate` would
+    install, i.e. of the input each layer meets at inference (Dropout off) once the BN
+    layers before it use population statistics too (see :mod:`bn_inspect.population`).
 
     Steps: step 0 is the state before the first epoch (the initializers); step k the state
     after epoch k. A fit resumed with ``initial_epoch=k`` continues at step k.
@@ -81,6 +86,14 @@ class BatchNormInspector(keras.callbacks.Callback):
         max_probe_samples: Largest probe batch accepted. Defaults to `1024`.
         batch_size: Training batch size to record in the run config. Defaults to `None`
             (read from the running ``fit``).
+        reference_data: Data for population statistics: arrays, an ``(x, y)`` tuple, or a
+            re-iterable dataset of batches (``tf.data.Dataset``, ``keras.utils.PyDataset``),
+            streamed batch by batch, once per trainable BN layer at every logged step; a
+            few thousand training samples are plenty. Defaults to `None` (off).
+        reference_every: Compute them at step 0 and at every epoch that is a multiple of
+            this. Defaults to `1`.
+        reference_batch_size: Batch size for array ``reference_data`` (speed and memory
+            only; the statistics do not depend on it). Defaults to `256`.
 
     Example:
     ```python
@@ -97,6 +110,9 @@ class BatchNormInspector(keras.callbacks.Callback):
         log_every_n_batches: int | None = None,
         max_probe_samples: int = 1024,
         batch_size: int | None = None,
+        reference_data: Any = None,
+        reference_every: int = 1,
+        reference_batch_size: int = 256,
     ) -> None:
         super().__init__()
         if not isinstance(log_dir, (str, os.PathLike)) or not str(log_dir):
@@ -105,11 +121,18 @@ class BatchNormInspector(keras.callbacks.Callback):
             raise ValueError(f"log_every_n_batches must be a positive int or None; got {log_every_n_batches!r}.")
         if not isinstance(max_probe_samples, int) or max_probe_samples < 1:
             raise ValueError(f"max_probe_samples must be a positive int; got {max_probe_samples!r}.")
+        if not isinstance(reference_every, int) or reference_every < 1:
+            raise ValueError(f"reference_every must be a positive int (epochs); got {reference_every!r}.")
+        if not isinstance(reference_batch_size, int) or reference_batch_size < 1:
+            raise ValueError(f"reference_batch_size must be a positive int; got {reference_batch_size!r}.")
         self.log_dir = Path(log_dir)
         self.probe_data = probe_data
         self.log_every_n_batches = log_every_n_batches
         self.max_probe_samples = max_probe_samples
         self.batch_size = batch_size
+        self.reference_data = reference_data
+        self.reference_every = reference_every
+        self.reference_batch_size = reference_batch_size
         self._last_step: int | None = None
         if log_every_n_batches is not None:
             # Only then hook every batch: Keras dispatches batch callbacks asynchronously
@@ -122,6 +145,7 @@ class BatchNormInspector(keras.callbacks.Callback):
         self._writer: SummaryWriter | None = None
         self._layers: list[FoundLayer] = []
         self._probe: Probe | None = None
+        self._population: PopulationStatistics | None = None
         self._config: dict | None = None
         self._started = False
         self._step_offset = 0
@@ -148,6 +172,10 @@ class BatchNormInspector(keras.callbacks.Callback):
         existing_step = last_logged_step(self.log_dir) if self.log_dir.is_dir() else None
         self._open_writer()
         self._prepare_probe()
+        if self.reference_data is not None:
+            self._population = PopulationStatistics(
+                model, self.reference_data, layers=self._layers, batch_size=self.reference_batch_size
+            )
         self._iterations_at_begin = self._iterations()
         self._updates_at_begin = {
             found.path: (self._iterations_at_begin if found.layer.trainable else 0) for found in self._layers
@@ -305,6 +333,11 @@ class BatchNormInspector(keras.callbacks.Callback):
         writer.add_scalar(schema.SCALAR_MEAN_RESIDUAL, float(np.mean(residuals)))
         if self._probe is not None:
             self._add_probe(values_by_layer)
+        if self._population is not None and step % self.reference_every == 0:
+            try:
+                self._add_population(values_by_layer)
+            except Exception as exc:  # population statistics must not cost the epoch its variables
+                _warn(f"bn-inspect: population statistics skipped at step {step}: {type(exc).__name__}: {exc}")
         writer.write_step(step)
         self._last_step = step
 
@@ -333,6 +366,25 @@ class BatchNormInspector(keras.callbacks.Callback):
         measured = [gap for gap in layer_gaps if np.isfinite(gap)]  # frozen layers measure none
         if measured:
             writer.add_scalar(schema.SCALAR_MAX_LAYER_GAP, float(max(measured)))
+
+    def _add_population(self, values_by_layer: dict[str, dict[str, np.ndarray]]) -> None:
+        writer = self._writer
+        assert writer is not None and self._population is not None
+        populations = self._population.compute()
+        gaps = []
+        for found in self._population.order:
+            population, values = populations[found.path], values_by_layer[found.path]
+            writer.add_layer(found.path, schema.POPULATION_MEAN, population.mean)
+            writer.add_layer(found.path, schema.POPULATION_VARIANCE, population.variance)
+            mean_gap, var_ratio = stats.layer_gaps(
+                population.mean, population.variance, values["moving_mean"], values["moving_variance"],
+                found.layer.epsilon,
+            )
+            writer.add_layer(found.path, schema.POPULATION_MEAN_GAP, mean_gap)
+            writer.add_layer(found.path, schema.POPULATION_VAR_LOG_RATIO, var_ratio)
+            gaps.append(mean_gap)
+        if gaps:
+            writer.add_scalar(schema.SCALAR_MAX_STALENESS, float(np.nanmax(gaps)))
 
     def _log_batch_state(self) -> None:
         writer = self._writer

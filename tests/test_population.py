@@ -1,0 +1,277 @@
+"""Population statistics: equal to numpy over each BN layer's inference-time inputs, streamed,
+model state untouched; and the callback's "EMA staleness" logging."""
+
+import gc
+import tracemalloc
+import warnings
+import weakref
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from bn_models import MODEL_BUILDERS, make_data, mlp_weights, snapshot
+from bn_inspect import BatchNormInspector, BatchNormInspectorWarning, load_logdir, population_statistics, schema
+from bn_inspect.population import PopulationStatistics
+from bn_inspect.probe_data import ProbeDataError
+from bn_inspect.stats import layer_gaps
+
+
+def numpy_population(weights: dict, x: np.ndarray, frozen: tuple = ()) -> dict:
+    """The convention in numpy for the bn_models MLP: inference mode, bn1 normalising with its
+    population statistics (or its moving ones when frozen) before bn2 is measured."""
+    h1 = np.asarray(x, np.float64) @ weights["dense1"]["kernel"] + weights["dense1"]["bias"]
+    bn1 = weights["bn1"]
+    mean1, var1 = (bn1["moving_mean"], bn1["moving_variance"]) if "bn1" in frozen else (h1.mean(0), h1.var(0))
+    a1 = np.maximum(bn1["gamma"] * (h1 - mean1) / np.sqrt(var1 + 1e-3) + bn1["beta"], 0.0)
+    h2 = a1 @ weights["dense2"]["kernel"] + weights["dense2"]["bias"]
+    return {"bn1": (h1.mean(0), h1.var(0)), "bn2": (h2.mean(0), h2.var(0))}
+
+
+def randomise_bn(model: keras.Model, seed: int = 1) -> None:
+    """Non-default gamma, beta and moving statistics, so that substitutions matter."""
+    rng = np.random.default_rng(seed)
+    for layer in model._flatten_layers():
+        if isinstance(layer, keras.layers.BatchNormalization):
+            for variable in (layer.gamma, layer.beta, layer.moving_mean):
+                variable.assign(rng.normal(size=variable.shape).astype("float32"))
+            layer.moving_variance.assign(rng.uniform(0.5, 2.0, size=layer.moving_variance.shape).astype("float32"))
+
+
+def assert_population_close(got, mean, variance):
+    """rel <= 1e-5: the variance relative to itself, the mean relative to the channel's std."""
+    np.testing.assert_allclose(got.variance, variance, rtol=1e-5)
+    np.testing.assert_allclose(got.mean, mean, rtol=1e-5, atol=1e-5 * np.sqrt(variance).max())
+
+
+@pytest.mark.parametrize("form", ["arrays", "xy_tuple", "dataset_ragged"])
+@pytest.mark.parametrize("builder", ["sequential", "nested", "subclassed"])
+def test_population_equals_numpy_over_concatenated_layer_inputs(builder, form):
+    keras.utils.set_random_seed(0)
+    model = MODEL_BUILDERS[builder]()
+    randomise_bn(model)
+    x, y = make_data(101)
+    data = {
+        "arrays": x,
+        "xy_tuple": (x, y),
+        "dataset_ragged": tf.data.Dataset.from_tensor_slices((x, y)).batch(16),  # last batch: 5
+    }[form]
+    got = population_statistics(model, data, batch_size=16)
+    expected = numpy_population(mlp_weights(model), x)
+    assert [path.split("/")[-1] for path in got] == ["bn1", "bn2"]
+    for path, population in got.items():
+        assert population.count == 101
+        assert population.mean.dtype == np.float64 and population.mean.shape == (8 if "bn1" in path else 5,)
+        assert_population_close(population, *expected[path.split("/")[-1]])
+
+
+def test_dropout_is_off_and_frozen_layers_keep_their_moving_statistics():
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((6,))
+    h = keras.layers.Dense(8, name="dense1")(inputs)
+    h = keras.layers.BatchNormalization(name="bn1", momentum=0.9)(h)
+    h = keras.layers.Activation("relu")(h)
+    h = keras.layers.Dropout(0.5)(h)
+    h = keras.layers.BatchNormalization(name="bn2", epsilon=1e-2)(keras.layers.Dense(5, name="dense2")(h))
+    model = keras.Model(inputs, keras.layers.Dense(2, name="out")(h))
+    randomise_bn(model)
+    x, _ = make_data(64)
+    for frozen in ((), ("bn1",)):
+        model.get_layer("bn1").trainable = not frozen
+        statistics = PopulationStatistics(model, x, batch_size=20)
+        assert statistics.passes == (2 if not frozen else 1)
+        got = statistics.compute()
+        expected = numpy_population(mlp_weights(model), x, frozen=frozen)
+        for name in ("bn1", "bn2"):
+            assert_population_close(got[name], *expected[name])
+
+
+def test_channel_axis_and_masked_positions():
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    # axis=1 of an image-like input: channels are the rows
+    image_in = keras.Input((3, 4, 2))
+    image_model = keras.Model(image_in, keras.layers.BatchNormalization(axis=1, name="bn")(image_in))
+    images = rng.normal(size=(30, 3, 4, 2)).astype("float32") + np.arange(3)[None, :, None, None]
+    got = population_statistics(image_model, images, batch_size=7)["bn"]
+    rows = np.moveaxis(images.astype(np.float64), 1, -1).reshape(-1, 3)
+    assert got.count == 30 * 4 * 2
+    assert_population_close(got, rows.mean(0), rows.var(0))
+    # a mask (from Masking) leaves padded time steps out, as Keras' own batch statistics do
+    seq_in = keras.Input((5, 3))
+    dense = keras.layers.Dense(4, name="dense")
+    masked = dense(keras.layers.Masking(0.0)(seq_in))
+    seq_model = keras.Model(seq_in, keras.layers.BatchNormalization(name="bn")(masked))
+    seqs = rng.normal(size=(12, 5, 3)).astype("float32")
+    seqs[:, 3:][rng.random((12, 2)) < 0.5] = 0.0
+    kept = seqs[np.any(seqs != 0.0, axis=-1)].astype(np.float64)
+    h = kept @ dense.kernel.numpy() + dense.bias.numpy()
+    got = population_statistics(seq_model, seqs, batch_size=5)["bn"]
+    assert got.count == len(kept) < 12 * 5
+    assert_population_close(got, h.mean(0), h.var(0))
+
+
+def test_num_samples_and_order_independence():
+    keras.utils.set_random_seed(0)
+    model = MODEL_BUILDERS["functional"]()
+    randomise_bn(model)
+    x, y = make_data(101)
+    first = population_statistics(model, tf.data.Dataset.from_tensor_slices(x).batch(16), num_samples=50)
+    expected = numpy_population(mlp_weights(model), x[:50])
+    for name in ("bn1", "bn2"):
+        assert first[name].count == 50
+        assert_population_close(first[name], *expected[name])
+    # inference mode: batch size and sample order do not change the statistics
+    shuffled = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(101, seed=3).batch(9)
+    a, b = population_statistics(model, x, batch_size=101), population_statistics(model, shuffled)
+    for name in ("bn1", "bn2"):
+        np.testing.assert_allclose(a[name].mean, b[name].mean, rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(a[name].variance, b[name].variance, rtol=1e-6)
+
+
+def test_model_state_is_bitwise_unchanged():
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((6,))
+    h = keras.layers.Dropout(0.3)(keras.layers.BatchNormalization()(keras.layers.Dense(8)(inputs)))
+    model = keras.Model(inputs, keras.layers.BatchNormalization()(keras.layers.Dense(3)(h)))
+    x, _ = make_data(64)
+    before = snapshot(model)
+    population_statistics(model, x, batch_size=16)
+    assert all(a.tobytes() == b.tobytes() for a, b in zip(before, snapshot(model)))
+    for layer in model._flatten_layers():
+        assert "call" not in vars(layer)  # the recording shadow is gone
+
+
+class CountingBatches(keras.utils.PyDataset):
+    """Many batches made on demand; records reads and how many earlier batches are still alive."""
+
+    def __init__(self, batches: int, size: int, features: int):
+        super().__init__()
+        self.batches, self.size, self.features = batches, size, features
+        self.reads = 0
+        self.most_alive = 0
+        self._refs: list = []
+
+    def __len__(self):
+        return self.batches
+
+    def __getitem__(self, index):
+        gc.collect() if index % 50 == 0 else None
+        self.most_alive = max(self.most_alive, sum(ref() is not None for ref in self._refs))
+        self.reads += 1
+        x = np.random.default_rng(index).normal(size=(self.size, self.features)).astype("float32") + 3.0
+        self._refs = [ref for ref in self._refs if ref() is not None] + [weakref.ref(x)]
+        return x
+
+
+def test_large_reference_data_streams_batch_by_batch():
+    keras.utils.set_random_seed(0)
+    channels, size, batches = 64, 256, 60
+    inputs = keras.Input((16,))
+    dense = keras.layers.Dense(channels)
+    model = keras.Model(inputs, keras.layers.BatchNormalization(name="bn")(dense(inputs)))
+    data = CountingBatches(batches, size, 16)
+    statistics = PopulationStatistics(model, data)  # reads one batch to check the model runs
+    activation_bytes = batches * size * channels * 4  # what materialising the layer inputs would hold
+    tracemalloc.start()
+    try:
+        got = statistics.compute()["bn"]
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert data.reads == 1 + batches  # one pass: every batch read exactly once, in turn
+    assert data.most_alive <= 2  # the batch being read and the previous one at most
+    assert peak < activation_bytes / 8, (peak, activation_bytes)
+    assert got.count == batches * size and got.mean.shape == (channels,)
+    # the float64 merge over all batches equals numpy over their concatenation
+    x = np.concatenate([data[i] for i in range(batches)]).astype(np.float64)
+    h = x @ dense.kernel.numpy() + dense.bias.numpy()
+    assert_population_close(got, h.mean(0), h.var(0))
+
+
+def test_unusable_reference_data_fails_clearly():
+    keras.utils.set_random_seed(0)
+    model = MODEL_BUILDERS["sequential"]()
+    x, _ = make_data(20)
+    with pytest.raises(ProbeDataError, match="one-shot iterator"):
+        population_statistics(model, (x[i : i + 4] for i in range(0, 20, 4)))
+    with pytest.raises(ProbeDataError, match="infinite dataset; pass num_samples"):
+        population_statistics(model, tf.data.Dataset.from_tensor_slices(x).batch(4).repeat())
+    with pytest.raises(ProbeDataError, match=r"expects \(None, 6\)"):
+        population_statistics(model, np.zeros((8, 5), "float32"))
+    with pytest.raises(ProbeDataError, match="empty dataset"):
+        population_statistics(model, tf.data.Dataset.from_tensor_slices(x).batch(4).take(0))
+    with pytest.raises(ValueError, match="not built"):
+        population_statistics(keras.Sequential([keras.layers.BatchNormalization()]), x)
+
+
+# --- the callback: population statistics and "EMA staleness" --------------------------------
+def x_ref():
+    return make_data(80, seed=1)[0]
+
+
+def _fit(tmp_path, seed=7, epochs=2, **inspector):
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((6,))
+    h = keras.layers.BatchNormalization(name="bn1")(keras.layers.Dense(16)(inputs))
+    h = keras.layers.Dropout(0.3)(keras.layers.Activation("relu")(h))
+    h = keras.layers.BatchNormalization(name="bn2")(keras.layers.Dense(4)(h))
+    model = keras.Model(inputs, keras.layers.Dense(2)(h))
+    model.compile("adam", "mse")
+    x, y = make_data()
+    callbacks = [BatchNormInspector(tmp_path, **inspector)] if inspector else []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BatchNormInspectorWarning)
+        model.fit(x, y, epochs=epochs, batch_size=16, verbose=0, callbacks=callbacks)
+    return model, x
+
+
+def test_callback_logs_population_statistics_and_staleness(tmp_path):
+    model, x = _fit(tmp_path, epochs=2, reference_data=x_ref(), reference_batch_size=32)
+    run = load_logdir(tmp_path)["."]
+    expected = population_statistics(model, x_ref())
+    gaps = []
+    for path in ("bn1", "bn2"):
+        layer = run.layers[path]
+        for quantity in (schema.POPULATION_MEAN, schema.POPULATION_VARIANCE, schema.POPULATION_MEAN_GAP,
+                         schema.POPULATION_VAR_LOG_RATIO):
+            assert layer[quantity].steps.tolist() == [0, 1, 2]
+        np.testing.assert_allclose(layer[schema.POPULATION_MEAN].at(2), expected[path].mean, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(layer[schema.POPULATION_VARIANCE].at(2), expected[path].variance, rtol=1e-5)
+        mean_gap, var_ratio = layer_gaps(
+            expected[path].mean, expected[path].variance, layer["moving_mean"].at(2), layer["moving_variance"].at(2),
+            model.get_layer(path).epsilon,
+        )
+        np.testing.assert_allclose(layer[schema.POPULATION_MEAN_GAP].at(2), mean_gap, rtol=1e-4)
+        np.testing.assert_allclose(layer[schema.POPULATION_VAR_LOG_RATIO].at(2), var_ratio, rtol=1e-4)
+        gaps.append(layer[schema.POPULATION_MEAN_GAP].values)
+    staleness = run.scalars[schema.SCALAR_MAX_STALENESS]
+    assert staleness.steps.tolist() == [0, 1, 2]
+    np.testing.assert_allclose(staleness.values, np.max(gaps, axis=0), rtol=1e-6)
+
+
+def test_callback_reference_every_and_identical_training(tmp_path):
+    plain, _ = _fit(tmp_path / "plain")
+    inspected, _ = _fit(tmp_path / "ref", reference_data=tf.data.Dataset.from_tensor_slices(x_ref()).batch(24),
+                        reference_every=2)
+    for a, b in zip(snapshot(plain), snapshot(inspected)):
+        assert a.tobytes() == b.tobytes()
+    run = load_logdir(tmp_path / "ref")["."]
+    assert run.layers["bn2"][schema.POPULATION_MEAN].steps.tolist() == [0, 2]
+    assert run.layers["bn2"]["moving_mean"].steps.tolist() == [0, 1, 2]
+
+
+def test_callback_rejects_bad_reference_arguments(tmp_path):
+    with pytest.raises(ValueError, match="reference_every must be a positive int"):
+        BatchNormInspector(tmp_path, reference_data=x_ref(), reference_every=0)
+    with pytest.raises(ValueError, match="reference_batch_size must be a positive int"):
+        BatchNormInspector(tmp_path, reference_data=x_ref(), reference_batch_size=0)
+    keras.utils.set_random_seed(0)
+    model = MODEL_BUILDERS["sequential"]()
+    model.compile("adam", "mse")
+    x, y = make_data()
+    with pytest.raises(ValueError, match=r"cannot run on reference_data.*expects \(None, 6\)"):
+        model.fit(x, y, epochs=1, verbose=0,
+                  callbacks=[BatchNormInspector(tmp_path, reference_data=np.zeros((8, 5), "float32"))])
+    assert int(model.optimizer.iterations.numpy()) == 0
