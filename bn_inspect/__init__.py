@@ -22,6 +22,7 @@ __all__ = [
     "Series",
     "load_logdir",
     "population_statistics",
+    "recalibrate",
     "to_dataframe",
 ]
 
@@ -29,6 +30,7 @@ _LAZY = {
     "BatchNormInspector": "bn_inspect.callback",
     "BatchNormInspectorWarning": "bn_inspect.callback",
     "population_statistics": "bn_inspect.population",
+    "recalibrate": "bn_inspect.recalibration",
 }
 
 
