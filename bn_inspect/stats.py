@@ -112,12 +112,77 @@ def output_gap(training_outputs: np.ndarray, inference_outputs: np.ndarray) -> n
     return np.array([np.mean(diff), np.max(diff), relative])
 
 
+def moving_stats_distance(
+    mean_a: np.ndarray,
+    variance_a: np.ndarray,
+    mean_b: np.ndarray,
+    variance_b: np.ndarray,
+    epsilon: float,
+) -> dict[str, float]:
+    """How far apart two sets of moving statistics of one layer are (e.g. in two runs).
+
+    Returns, over channels c:
+
+    - ``mean_rms = sqrt(mean_c (mean_b - mean_a)**2)`` and ``variance_rms`` likewise;
+    - ``mean_gap = mean_c |mean_b - mean_a| / sqrt((variance_a + variance_b) / 2 + eps)``: the
+      mean shift in units of the pooled inference-time standard deviation (symmetric in a, b);
+    - ``variance_log_ratio = mean_c |log((variance_b + eps) / (variance_a + eps))|``.
+
+    Layers with different channel counts are not comparable: ``ValueError``.
+
+    Example:
+        >>> d = moving_stats_distance(np.zeros(2), np.ones(2), np.ones(2), np.ones(2) * 4, 0.0)
+        >>> {k: round(v, 3) for k, v in d.items()}
+        {'mean_rms': 1.0, 'variance_rms': 3.0, 'mean_gap': 0.632, 'variance_log_ratio': 1.386}
+    """
+    ma, va, mb, vb = (np.asarray(v, dtype=np.float64).reshape(-1) for v in (mean_a, variance_a, mean_b, variance_b))
+    if not ma.size == va.size == mb.size == vb.size:
+        raise ValueError(f"channel counts differ ({ma.size} vs {mb.size}); the layers are not comparable")
+    diff = mb - ma
+    pooled = np.sqrt(np.maximum((va + vb) / 2 + epsilon, np.finfo(np.float64).tiny))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_ratio = np.log((vb + epsilon) / (va + epsilon))
+    return {
+        "mean_rms": float(np.sqrt(np.mean(np.square(diff)))),
+        "variance_rms": float(np.sqrt(np.mean(np.square(vb - va)))),
+        "mean_gap": float(np.mean(np.abs(diff) / pooled)),
+        "variance_log_ratio": float(np.mean(np.abs(log_ratio))),
+    }
+
+
 def nonfinite_channels(moving_mean: np.ndarray, moving_variance: np.ndarray) -> int:
     """Channels whose moving mean is NaN/inf or whose moving variance is NaN/inf/negative."""
     mean_bad = ~np.isfinite(moving_mean)
     var = np.asarray(moving_variance)
     var_bad = ~np.isfinite(var) | (np.nan_to_num(var, nan=-1.0) < 0)
     return int(np.count_nonzero(mean_bad | var_bad))
+
+
+def replica_spread(per_replica: np.ndarray) -> np.ndarray:
+    """Per channel ``max - min`` across replicas of a ``[replicas, channels]`` statistic.
+
+    0 when every replica normalises a channel with the same statistic (one replica, or
+    synchronized BatchNormalization); NaN where any replica's value is NaN.
+
+    Example:
+        >>> replica_spread(np.array([[0.0, 1.0], [2.0, 1.0], [1.0, 1.0]])).tolist()
+        [2.0, 0.0]
+    """
+    values = np.asarray(per_replica, dtype=np.float64)
+    return np.max(values, axis=0) - np.min(values, axis=0)
+
+
+def replica_mean_spread_gap(mean_spread: np.ndarray, batch_variance: np.ndarray, epsilon: float) -> float:
+    """``mean_c spread_c / sqrt(batch_variance_c + eps)``: how far apart the replicas' batch
+    means are, in units of the standard deviation of the whole probe batch (NaN if unmeasured).
+
+    Example:
+        >>> replica_mean_spread_gap(np.array([2.0, 0.0]), np.array([4.0, 1.0]), 0.0)
+        0.5
+    """
+    variance = np.asarray(batch_variance, dtype=np.float64)
+    scale = np.sqrt(np.maximum(variance + epsilon, np.finfo(np.float64).tiny))
+    return float(np.mean(np.asarray(mean_spread, dtype=np.float64) / scale))
 
 
 def drift(series: np.ndarray) -> np.ndarray:

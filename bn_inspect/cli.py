@@ -1,0 +1,269 @@
+"""``bn-inspect``: read bn-inspect logs from the command line, without TensorFlow.
+
+    bn-inspect summary LOGDIR [--layers]
+    bn-inspect compare LOGDIR RUN_A RUN_B [--epoch N]
+    bn-inspect export LOGDIR [--format csv|parquet] [--output PATH]
+
+Errors (missing logdir, unknown run, no bn-inspect data, ...) print one line on stderr saying
+what to do instead and exit with code 2.
+
+A subcommand is one function decorated with :func:`command`, which takes the parsed
+arguments and returns the exit code:
+
+    @command("name", "one-line help", LOGDIR_ARG, Arg("--flag", action="store_true"))
+    def name(args: argparse.Namespace) -> int: ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import importlib
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bn_inspect import report, schema
+from bn_inspect.reader import RunData, load_logdir, run_directories, to_dataframe
+from bn_inspect.table import format_table
+
+EXIT_USAGE = 2
+
+
+class CLIError(Exception):
+    """A user-facing error: the message says what to do; ``main`` exits with code 2."""
+
+
+class Arg:
+    """One ``argparse`` argument, as ``add_argument`` takes it: ``Arg("--epoch", type=int)``."""
+
+    def __init__(self, *flags: str, **options: Any) -> None:
+        self.flags, self.options = flags, options
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    help: str
+    arguments: tuple[Arg, ...]
+    run: Callable[[argparse.Namespace], int]
+
+
+COMMANDS: dict[str, Command] = {}
+
+
+def command(name: str, help: str, *arguments: Arg) -> Callable:
+    """Register the decorated ``run(args) -> exit code`` function as subcommand ``name``."""
+
+    def register(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+        COMMANDS[name] = Command(name, help, arguments, run)
+        return run
+
+    return register
+
+
+LOGDIR_ARG = Arg("logdir", help="directory holding the runs (the --logdir you give TensorBoard)")
+
+
+# --- loading, with the error messages -------------------------------------------------------
+def load_runs(logdir: str) -> dict[str, RunData]:
+    """All runs with bn-inspect data under ``logdir``; :class:`CLIError` when there are none."""
+    path = Path(logdir)
+    if not path.exists():
+        raise CLIError(
+            f"logdir {logdir!r} does not exist. Pass the parent directory of the BatchNormInspector "
+            "log_dir(s), e.g. `bn-inspect summary logs` (`make examples` writes logs/)."
+        )
+    if not path.is_dir():
+        raise CLIError(f"logdir {logdir!r} is a file; pass the directory that holds the runs.")
+    runs = load_logdir(path)
+    if not runs:
+        found = sum(1 for _ in run_directories(path))
+        what = f"{found} run(s) of event files but none" if found else "no event files, so no run"
+        raise CLIError(
+            f"logdir {logdir!r} holds {what} with bn_inspect data. Train with "
+            f"callbacks=[BatchNormInspector('{logdir}/<run>')] first, or pass the directory that holds "
+            "those runs."
+        )
+    return runs
+
+
+def pick_run(runs: dict[str, RunData], name: str) -> RunData:
+    """``runs[name]``, or a :class:`CLIError` listing the known runs."""
+    if name in runs:
+        return runs[name]
+    close = difflib.get_close_matches(name, list(runs), n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    raise CLIError(f"unknown run {name!r}.{hint} Known runs: {', '.join(sorted(runs))}.")
+
+
+# --- summary -------------------------------------------------------------------------------
+def _residual_text(summary: report.RunSummary) -> str | None:
+    low, high = summary.residual_min, summary.residual_max
+    if low is None or high is None:
+        return None
+    low_text, high_text = f"{low:#.3g}", f"{high:#.3g}"
+    return low_text if low_text == high_text else f"{low_text}-{high_text}"
+
+
+def _gap_text(summary: report.RunSummary) -> str | None:
+    if summary.output_gap is None:
+        return None
+    relative = summary.output_gap_relative
+    percent = f" ({100 * relative:.3g}%)" if relative is not None and relative == relative and relative < 1e6 else ""
+    return f"{summary.output_gap:.4g}{percent}"
+
+
+@command(
+    "summary",
+    "one line per run: layers, epochs, residual initializer weight, train/inference gap, frozen layers",
+    LOGDIR_ARG,
+    Arg("--layers", action="store_true", help="one line per layer instead of per run"),
+)
+def summary(args: argparse.Namespace) -> int:
+    runs = load_runs(args.logdir)
+    summaries = [report.summarize_run(run) for run in runs.values()]
+    if args.layers:
+        headers = ["run", "layer", "channels", "momentum", "updates", "residual init", "probe mean gap", "frozen"]
+        rows = [
+            [s.name, x.path, x.channels, x.momentum, x.updates, x.residual_init_weight, x.probe_mean_gap,
+             "FROZEN" if x.frozen else ""]
+            for s in summaries
+            for x in s.layers
+        ]
+    else:
+        headers = ["run", "layers", "epochs", "residual init", "train/infer gap", "frozen layers"]
+        rows = [
+            [s.name, len(s.layers), s.last_epoch, _residual_text(s), _gap_text(s),
+             f"FROZEN: {', '.join(s.frozen)}" if s.frozen else ""]
+            for s in summaries
+        ]
+    print(format_table(headers, rows))
+    print("\nresidual init = momentum**updates: the initializer's weight left in the moving statistics"
+          + (";" if args.layers else " (min-max over layers);"))
+    if args.layers:
+        print("probe mean gap = mean |probe batch mean - moving mean| / sqrt(moving variance + eps).")
+    else:
+        print("train/infer gap = mean |training - inference output| on the probe at the last epoch "
+              "(relative to mean |inference output|).")
+    return 0
+
+
+# --- compare -------------------------------------------------------------------------------
+@command(
+    "compare",
+    "configuration diff and per-layer distance of the moving statistics of two runs",
+    LOGDIR_ARG,
+    Arg("run_a", help="first run name, as `summary` lists it"),
+    Arg("run_b", help="second run name"),
+    Arg("--epoch", type=int, help="epoch step to compare (0 = initial state); default: last common one"),
+)
+def compare(args: argparse.Namespace) -> int:
+    runs = load_runs(args.logdir)
+    run_a, run_b = pick_run(runs, args.run_a), pick_run(runs, args.run_b)
+    common = report.common_epochs(run_a, run_b)
+    if not common:
+        raise CLIError(f"runs {run_a.name!r} and {run_b.name!r} share no logged epoch; nothing to compare.")
+    epoch = common[-1] if args.epoch is None else args.epoch
+    if epoch not in common:
+        raise CLIError(f"epoch {epoch} is not logged by both runs; pass --epoch with one of {common}.")
+
+    print(f"configuration: {run_a.name} vs {run_b.name}")
+    diff = report.config_diff(run_a.config, run_b.config)
+    if diff:
+        print(format_table(["scope", "field", run_a.name, run_b.name], diff))
+    else:
+        print("(identical)")
+
+    print(f"\nmoving statistics at epoch {epoch} (last common: {common[-1]})")
+    rows = []
+    for path, distance in report.moving_stats_distances(run_a, run_b, epoch).items():
+        if isinstance(distance, str):
+            rows.append([path, None, None, None, None, distance])
+        else:
+            rows.append([path, distance["mean_rms"], distance["variance_rms"], distance["mean_gap"],
+                         distance["variance_log_ratio"], ""])
+    headers = ["layer", "mean rms diff", "variance rms diff", "mean gap (sd)", "variance log ratio", "note"]
+    print(format_table(headers, rows) if rows else "(no layer path in common)")
+    print(
+        "\nmean gap = mean |mean_b - mean_a| / sqrt(pooled variance + eps); "
+        "variance log ratio = mean |log(var_b / var_a)| (0 = same scale)."
+    )
+    return 0
+
+
+# --- export --------------------------------------------------------------------------------
+def _require(module: str, purpose: str, fix: str) -> None:
+    try:
+        importlib.import_module(module)
+    except ImportError as exc:
+        raise CLIError(f"{purpose} needs {module}, which cannot be imported ({exc}): {fix}") from exc
+
+
+@command(
+    "export",
+    "write every per-layer, per-epoch value as a long table (run, layer, quantity, step, channel, value)",
+    LOGDIR_ARG,
+    Arg("--format", choices=["csv", "parquet"], default="csv", help="output format (default: csv)"),
+    Arg("--output", "-o", help="output file; default: standard output for csv, bn_inspect.parquet for parquet"),
+)
+def export(args: argparse.Namespace) -> int:
+    output = args.output or ("-" if args.format == "csv" else "bn_inspect.parquet")
+    if args.format == "parquet" and output == "-":
+        raise CLIError("parquet is binary, not for standard output: pass --output FILE.parquet.")
+    runs = load_runs(args.logdir)
+    _require("pandas", "export", "pip install pandas (or pip install 'bn-inspect[pandas]').")
+    if args.format == "parquet":
+        _require("pyarrow", "--format parquet", "pip install pyarrow, or use --format csv.")
+    frame = to_dataframe(runs)
+    try:
+        if args.format == "csv":
+            frame.to_csv(sys.stdout if output == "-" else output, index=False)
+        else:
+            frame.to_parquet(output, index=False)
+    except OSError as exc:
+        raise CLIError(f"cannot write {output!r} ({exc.strerror or exc}); pass a writable --output path.") from exc
+    if output != "-":
+        print(f"wrote {len(frame)} rows ({len(runs)} runs) to {output}", file=sys.stderr)
+    return 0
+
+
+# --- entry point ---------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    """The ``bn-inspect`` parser with one subparser per registered command."""
+    parser = argparse.ArgumentParser(
+        prog="bn-inspect",
+        description=f"Read {schema.PLUGIN_NAME} logs written by BatchNormInspector (no TensorFlow needed).",
+    )
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for cmd in COMMANDS.values():
+        sub = subparsers.add_parser(cmd.name, help=cmd.help, description=cmd.help)
+        for arg in cmd.arguments:
+            sub.add_argument(*arg.flags, **arg.options)
+        sub.set_defaults(run=cmd.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``bn-inspect`` with ``argv`` (default: ``sys.argv[1:]``); returns the exit code.
+
+    Example:
+        >>> main(["summary", "no/such/dir"])  # doctest: +SKIP
+        bn-inspect: error: logdir 'no/such/dir' does not exist. ...
+        2
+    """
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except CLIError as exc:
+        print(f"bn-inspect: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except BrokenPipeError:  # e.g. `bn-inspect export logs | head`
+        sys.stderr.close()
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,173 @@
+"""Figures the CLI prints, derived from loaded runs (:mod:`bn_inspect.reader`); no printing.
+
+Example:
+    >>> from bn_inspect import load_logdir
+    >>> runs = load_logdir("logs")                                   # doctest: +SKIP
+    >>> summarize_run(runs["epochs/5"]).residual_max                 # doctest: +SKIP
+    0.2003
+    >>> moving_stats_distances(runs["epochs/5"], runs["epochs/50"], 5)  # doctest: +SKIP
+    {'bn': {'mean_rms': 0.0, 'variance_rms': 0.0, 'mean_gap': 0.0, 'variance_log_ratio': 0.0}}
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from bn_inspect import schema, stats
+from bn_inspect.reader import RunData, Series
+
+
+@dataclass
+class LayerSummary:
+    """The last logged state of one BN layer of a run."""
+
+    path: str
+    channels: int | None
+    momentum: float | None
+    frozen: bool
+    updates: int | None  # training steps that updated the moving stats (last epoch logged)
+    residual_init_weight: float | None  # momentum ** updates
+    probe_mean_gap: float | None  # mean_c |batch - moving| / sqrt(moving var + eps) on the probe
+    nonfinite_channels: int | None
+
+
+@dataclass
+class RunSummary:
+    """The last logged state of one run."""
+
+    name: str
+    last_epoch: int | None
+    layers: list[LayerSummary] = field(default_factory=list)
+    output_gap: float | None = None  # mean |training - inference| output on the probe
+    output_gap_relative: float | None = None  # the same, relative to mean |inference output|
+
+    @property
+    def frozen(self) -> list[str]:
+        """Paths of the layers that run in inference mode during training."""
+        return [layer.path for layer in self.layers if layer.frozen]
+
+    @property
+    def residual_min(self) -> float | None:
+        values = [x.residual_init_weight for x in self.layers if x.residual_init_weight is not None]
+        return min(values) if values else None
+
+    @property
+    def residual_max(self) -> float | None:
+        values = [x.residual_init_weight for x in self.layers if x.residual_init_weight is not None]
+        return max(values) if values else None
+
+
+def _last(series: Series | None) -> np.ndarray | None:
+    return None if series is None or len(series.steps) == 0 else series.values[-1]
+
+
+def _last_float(series: Series | None) -> float | None:
+    value = _last(series)
+    return None if value is None else float(np.asarray(value).reshape(-1)[0])
+
+
+def layer_configs(run: RunData) -> dict[str, dict]:
+    """The newest configuration record of each layer, by path (empty without a config)."""
+    return {entry["path"]: entry for entry in (run.config or {}).get("layers", [])}
+
+
+def summarize_run(run: RunData) -> RunSummary:
+    """Last epoch, per-layer residual initializer weight and gaps, probe output gap."""
+    configs = layer_configs(run)
+    paths = list(run.layers) + [p for p in configs if p not in run.layers]
+    epochs = run.epochs
+    summary = RunSummary(name=run.name, last_epoch=int(epochs[-1]) if epochs.size else None)
+    for path in paths:
+        quantities, config = run.layers.get(path, {}), configs.get(path, {})
+        updates = _last_float(quantities.get(schema.UPDATES))
+        nonfinite = _last_float(quantities.get(schema.NONFINITE_CHANNELS))
+        summary.layers.append(
+            LayerSummary(
+                path=path,
+                channels=config.get("channels"),
+                momentum=config.get("momentum"),
+                frozen=config.get("trainable") is False,
+                updates=None if updates is None else int(updates),
+                residual_init_weight=_last_float(quantities.get(schema.RESIDUAL_INIT_WEIGHT)),
+                probe_mean_gap=_last_float(quantities.get(schema.PROBE_MEAN_GAP)),
+                nonfinite_channels=None if nonfinite is None else int(nonfinite),
+            )
+        )
+    gap = _last(run.model.get(schema.OUTPUT_GAP))
+    if gap is not None:
+        fields = dict(zip(schema.OUTPUT_GAP_FIELDS, np.asarray(gap, dtype=np.float64).tolist()))
+        summary.output_gap, summary.output_gap_relative = fields["mean_abs"], fields["relative"]
+    return summary
+
+
+def describe(value: Any) -> str:
+    """A config value as short text; initializer records as ``Class(key=value)``.
+
+    Example:
+        >>> describe({"class_name": "Constant", "config": {"value": 0.5}})
+        'Constant(value=0.5)'
+        >>> describe({"class_name": "Zeros", "config": {}})
+        'Zeros'
+    """
+    if isinstance(value, dict) and "class_name" in value:
+        config = value.get("config") or {}
+        arguments = ", ".join(f"{k}={describe(v)}" for k, v in sorted(config.items()) if v is not None)
+        return f"{value['class_name']}({arguments})" if arguments else str(value["class_name"])
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def config_diff(config_a: dict | None, config_b: dict | None) -> list[tuple[str, str, str, str]]:
+    """Fields that differ between two run configurations.
+
+    Rows ``(scope, field, value in a, value in b)``: scope ``"run"`` for run-level fields,
+    else the layer path (layers matched by path; a layer in one run only has field
+    ``"present"``). Values are text (:func:`describe`); a missing field is ``"-"``.
+    """
+    a, b = config_a or {}, config_b or {}
+    rows = []
+    skip = {"layers", "schema_version"}
+    for key in sorted((set(a) | set(b)) - skip):
+        if a.get(key) != b.get(key):
+            rows.append(("run", key, describe(a.get(key, "-")), describe(b.get(key, "-"))))
+    layers_a = {entry["path"]: entry for entry in a.get("layers", [])}
+    layers_b = {entry["path"]: entry for entry in b.get("layers", [])}
+    for path in list(layers_a) + [p for p in layers_b if p not in layers_a]:
+        if path not in layers_a or path not in layers_b:
+            rows.append((path, "present", "yes" if path in layers_a else "no", "yes" if path in layers_b else "no"))
+            continue
+        entry_a, entry_b = layers_a[path], layers_b[path]
+        for key in [k for k in entry_a if k != "path"] + [k for k in entry_b if k not in entry_a]:
+            if entry_a.get(key) != entry_b.get(key):
+                rows.append((path, key, describe(entry_a.get(key, "-")), describe(entry_b.get(key, "-"))))
+    return rows
+
+
+def common_epochs(run_a: RunData, run_b: RunData) -> list[int]:
+    """Epoch steps logged by both runs, ascending."""
+    return [int(s) for s in np.intersect1d(run_a.epochs, run_b.epochs)]
+
+
+def moving_stats_distances(run_a: RunData, run_b: RunData, epoch: int) -> dict[str, dict[str, float] | str]:
+    """Per layer present in both runs: :func:`bn_inspect.stats.moving_stats_distance` of the
+    moving statistics at ``epoch`` (epsilon: the mean of both layers'), or a reason text
+    when the layer cannot be compared (not logged at that epoch, channel counts differ)."""
+    configs_a, configs_b = layer_configs(run_a), layer_configs(run_b)
+    out: dict[str, dict[str, float] | str] = {}
+    for path in [p for p in run_a.layers if p in run_b.layers]:
+        try:
+            mean_a, var_a = (run_a.layers[path][q].at(epoch) for q in (schema.MOVING_MEAN, schema.MOVING_VARIANCE))
+            mean_b, var_b = (run_b.layers[path][q].at(epoch) for q in (schema.MOVING_MEAN, schema.MOVING_VARIANCE))
+        except KeyError:
+            out[path] = f"not logged at epoch {epoch}"
+            continue
+        if np.size(mean_a) != np.size(mean_b):
+            out[path] = f"channels differ ({np.size(mean_a)} vs {np.size(mean_b)})"
+            continue
+        epsilon = np.mean([c.get(path, {}).get("epsilon", 1e-3) for c in (configs_a, configs_b)])
+        out[path] = stats.moving_stats_distance(mean_a, var_a, mean_b, var_b, float(epsilon))
+    return out
