@@ -207,6 +207,8 @@ class BatchNormInspector(keras.callbacks.Callback):
     def _on_train_batch_end_logging(self, batch: int, logs: dict | None = None) -> None:
         """``on_train_batch_end``, installed only with ``log_every_n_batches`` (see __init__)."""
         if self._writer is not None and (batch + 1) % self.log_every_n_batches == 0:
+            if keras.backend.backend() == "jax":  # JAX's fit keeps the values outside the variables mid-epoch
+                self.model.jax_state_sync()
             self._safely(self._log_batch_state)
 
     def on_train_end(self, logs: dict | None = None) -> None:
