@@ -65,6 +65,7 @@ export class Heatmap {
   /** rowLabels: names per row (e.g. layers) or null for row indices (channels). */
   setData({rows, cols, values, colLabels, rowLabels = null}) {
     this.data = {rows, cols, values, colLabels, rowLabels};
+    Object.assign(this.root.dataset, {rows: String(rows), cols: String(cols)});
     this.range = colorRange(values);
     this.image = this.paint();
     this.draw();

@@ -17,7 +17,7 @@ const VIEWS = [
 ];
 const MAX_DEFAULT_RUNS = 8;
 
-const state = {overview: null, selected: new Set(), layer: null, view: "runs"};
+const state = {overview: null, selected: new Set(), known: new Set(), layer: null, view: "runs"};
 
 function addStylesheet(path) {
   document.head.append(el("link", {rel: "stylesheet", href: new URL(path, import.meta.url).toString()}));
@@ -149,9 +149,13 @@ async function load(app) {
     app.replaceChildren(message(`Could not load bn-inspect runs: ${error.message}`, "error"));
     return;
   }
+  // Runs seen for the first time are selected, as TensorBoard does, up to MAX_DEFAULT_RUNS.
   const names = state.overview.runs.map((run) => run.run);
   state.selected = new Set([...state.selected].filter((name) => names.includes(name)));
-  if (!state.selected.size) names.slice(0, MAX_DEFAULT_RUNS).forEach((name) => state.selected.add(name));
+  for (const name of names.filter((n) => !state.known.has(n))) {
+    if (state.selected.size < MAX_DEFAULT_RUNS) state.selected.add(name);
+  }
+  state.known = new Set(names);
   draw(app);
 }
 

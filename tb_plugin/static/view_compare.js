@@ -48,15 +48,17 @@ export async function renderCompare(container, {runs, layer, schema, colorOf}) {
     .filter(({i}) => get(`${i}/${residual}/x`))
     .map(({r, i}) => ({label: r.run, x: get(`${i}/${residual}/x`), y: get(`${i}/${residual}/y`), color: colorOf(r.run)}));
   const distanceSeries = [];
+  let compared = 0;
   meta.runs.forEach((r, i) => {
+    if (r.distance_quantities.length) compared += 1;
     r.distance_quantities.forEach((quantity) => {
       const k = schema.variable_quantities.indexOf(quantity);
       distanceSeries.push({
         label: `${label(quantity)}: ${r.run} vs ${meta.reference}`,
         x: get(`${i}/${quantity}/distance_x`),
         y: get(`${i}/${quantity}/distance`),
-        color: PALETTE[k % PALETTE.length],
-        dash: DASHES[i % DASHES.length],
+        color: PALETTE[(k + 4) % PALETTE.length],  // not the runs' colours
+        dash: DASHES[(compared - 1) % DASHES.length],
       });
     });
   });

@@ -6,7 +6,7 @@ import {lineChart} from "./lines.js";
 import {api} from "./model.js";
 import {card, el, field, label, message, select} from "./dom.js";
 
-const picks = {run: null, quantity: null, timeline: null, epochA: null, epochB: null};
+const picks = {run: null, quantity: null, timeline: null, epochA: null, epochB: null, stepsOf: null};
 
 function transpose(values, steps, channels) {
   const out = new Float32Array(values.length);
@@ -24,7 +24,7 @@ export async function renderEpochs(container, {runs, layer, schema, refresh, col
   if (!runs.some((r) => r.run === picks.run)) picks.run = runs[0].run;
   const run = runs.find((r) => r.run === picks.run);
   const entry = run.layers.find((l) => l.path === layer);
-  const runPicker = field("Run", select(runs.map((r) => r.run), picks.run, (v) => ((picks.run = v), refresh())));
+  const runPicker = field("Run", select(runs.map((r) => r.run), picks.run, (v) => ((picks.run = v), refresh()), {dataset: {control: "run"}}));
   if (!entry) {
     container.append(el("div", {class: "bn-controls"}, [runPicker]), message(`Run “${run.run}” has no layer “${layer}”.`));
     return;
@@ -36,9 +36,9 @@ export async function renderEpochs(container, {runs, layer, schema, refresh, col
   const timeline = canBatch && picks.timeline === BATCH ? BATCH : EPOCH;
   const controls = el("div", {class: "bn-controls"}, [
     runPicker,
-    field("Quantity", select(quantities.map((q) => [q, label(q)]), picks.quantity, (v) => ((picks.quantity = v), refresh()))),
+    field("Quantity", select(quantities.map((q) => [q, label(q)]), picks.quantity, (v) => ((picks.quantity = v), refresh()), {dataset: {control: "quantity"}})),
     canBatch
-      ? field("Steps", select([[EPOCH, "epoch ends"], [BATCH, "within epochs"]], timeline, (v) => ((picks.timeline = v), refresh())))
+      ? field("Steps", select([[EPOCH, "epoch ends"], [BATCH, "within epochs"]], timeline, (v) => ((picks.timeline = v), refresh()), {dataset: {control: "timeline"}}))
       : null,
   ]);
   container.append(controls);
@@ -75,8 +75,9 @@ export async function renderEpochs(container, {runs, layer, schema, refresh, col
   );
 
   const stepIndex = new Map(meta.steps.map((s, i) => [s, i]));
-  if (!stepIndex.has(picks.epochA)) picks.epochA = meta.steps[0];
-  if (!stepIndex.has(picks.epochB)) picks.epochB = meta.steps[steps - 1];
+  if (picks.stepsOf !== timeline || !stepIndex.has(picks.epochA)) picks.epochA = meta.steps[0];
+  if (picks.stepsOf !== timeline || !stepIndex.has(picks.epochB)) picks.epochB = meta.steps[steps - 1];
+  picks.stepsOf = timeline;
   const stepOptions = meta.steps.map((s, i) => [s, timeline === BATCH ? `${epochs[i].toFixed(2)} (step ${s})` : String(s)]);
   const channelAxis = Array.from({length: channels}, (_, c) => c);
   const a = column(values, channels, stepIndex.get(picks.epochA));

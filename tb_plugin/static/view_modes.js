@@ -46,7 +46,7 @@ export async function renderModes(container, {runs, layer, schema, refresh, colo
   const gaps = schema.gap_quantities.filter((q) => q in focus.meta.gap_steps);
   if (!gaps.includes(picks.gap)) picks.gap = gaps[0];
   const controls = el("div", {class: "bn-controls"}, [
-    field("Run", select(withProbe.map(({meta}) => meta.run), picks.run, (v) => ((picks.run = v), refresh()))),
+    field("Run", select(withProbe.map(({meta}) => meta.run), picks.run, (v) => ((picks.run = v), refresh()), {dataset: {control: "run"}})),
     field("Per-layer gap", select(gaps.map((q) => [q, label(q)]), picks.gap, (v) => ((picks.gap = v), refresh()))),
   ]);
   const heatmap = new Heatmap({xLabel: "epoch", yLabel: "layer", valueLabel: label(picks.gap), height: Math.max(180, 60 + 26 * focus.meta.layers.length)});
