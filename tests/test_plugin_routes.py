@@ -1,0 +1,181 @@
+"""Routes of the BN Inspect plugin over a logdir written by the real callback, under the Python
+loader and the Rust data server. Expected values come from bn_inspect.load_logdir (a separate,
+TensorBoard-free reader) and from numpy, never from the plugin's own code."""
+
+from __future__ import annotations
+
+import urllib.parse
+
+import numpy as np
+import pytest
+from plugin_client import LOADERS, get_json, get_payload, tensorboard_client, wait_until
+from plugin_logdirs import CALLBACK_RUNS, STEPS_PER_EPOCH
+
+from bn_inspect import load_logdir, schema
+
+
+@pytest.fixture(scope="module")
+def logged(plugin_logdir):
+    return load_logdir(plugin_logdir)
+
+
+@pytest.fixture(scope="module", params=LOADERS)
+def client(request, plugin_logdir, logged):
+    with tensorboard_client(request.param, "--logdir", str(plugin_logdir)) as client:
+
+        def loaded() -> bool:
+            runs = get_json(client, "runs")["runs"]
+            return [(r["run"], len(r["epochs"])) for r in runs] == [(n, len(logged[n].epochs)) for n in CALLBACK_RUNS]
+
+        wait_until(loaded)
+        yield client
+
+
+def query(**params) -> str:
+    return urllib.parse.urlencode(params, doseq=True)
+
+
+def test_plugin_is_listed_and_active(client):
+    listing = client.get("/data/plugins_listing").get_json()
+    entry = listing[schema.PLUGIN_NAME]
+    assert entry["enabled"] is True
+    assert entry["tab_name"] == "BN Inspect"
+    assert entry["loading_mechanism"] == {"type": "IFRAME", "module_path": "/data/plugin/bn_inspect/index.js"}
+
+
+def test_runs_overview_matches_the_logs(client, logged):
+    answer = get_json(client, "runs")
+    assert [run["run"] for run in answer["runs"]] == list(CALLBACK_RUNS)
+    for run in answer["runs"]:
+        expected = logged[run["run"]]
+        assert run["epochs"] == expected.epochs.tolist() == list(range(7))
+        assert [layer["path"] for layer in run["layers"]] == ["bn_1", "bn_2"]
+        assert run["config"]["steps_per_epoch"] == STEPS_PER_EPOCH
+        gap = expected.model[schema.OUTPUT_GAP].values[-1]
+        assert run["output_gap"]["mean_abs"] == pytest.approx(float(gap[0]), rel=1e-6)
+        for layer in run["layers"]:
+            config = next(c for c in expected.config["layers"] if c["path"] == layer["path"])
+            assert layer["config"] == config
+            residual = expected.layers[layer["path"]][schema.RESIDUAL_INIT_WEIGHT].values[-1]
+            assert layer["last_residual_init_weight"] == pytest.approx(float(residual), rel=1e-6)
+            # 6 epochs x 8 steps of momentum 0.99 updates leave 0.99**48 of the initializer.
+            assert layer["last_residual_init_weight"] == pytest.approx(0.99**48, rel=1e-5)
+    constant = answer["runs"][0]["layers"][0]["config"]
+    assert constant["gamma_initializer"] == {"class_name": "Constant", "config": {"value": 0.5}}
+    assert answer["runs"][1]["layers"][0]["config"]["gamma_initializer"]["class_name"] == "Ones"
+
+
+@pytest.mark.parametrize("run", CALLBACK_RUNS)
+@pytest.mark.parametrize("layer", ["bn_1", "bn_2"])
+def test_series_equal_logged_values_with_numpy_drift(client, logged, run, layer):
+    for quantity, series in logged[run].layers[layer].items():
+        meta, arrays = get_payload(client, "series?" + query(run=run, layer=layer, quantity=quantity))
+        assert meta["steps"] == series.steps.tolist()
+        np.testing.assert_array_equal(arrays["values"], series.values)
+        np.testing.assert_array_equal(arrays["epochs"], series.steps)
+        if series.values.ndim == 2:
+            assert meta["channels"] == series.values.shape[1]
+            rms_change = np.sqrt(np.mean(np.diff(series.values.astype(np.float64), axis=0) ** 2, axis=1))
+            np.testing.assert_allclose(arrays["drift"], np.concatenate([[0.0], rms_change]), rtol=1e-5)
+
+
+def test_step_zero_holds_the_initializers(client):
+    for quantity in schema.VARIABLE_QUANTITIES:
+        _, constant = get_payload(client, "series?" + query(run="constant_init", layer="bn_1", quantity=quantity))
+        np.testing.assert_array_equal(constant["values"][0], np.full(24, 0.5, np.float32))
+    _, default = get_payload(client, "series?" + query(run="default", layer="bn_2", quantity=schema.MOVING_VARIANCE))
+    np.testing.assert_array_equal(default["values"][0], np.ones(12, np.float32))
+
+
+def test_within_epoch_series_on_an_epoch_axis(client, logged):
+    expected = logged["default"].batch_layers["bn_1"][schema.MOVING_MEAN]
+    route = "series?" + query(run="default", layer="bn_1", quantity=schema.MOVING_MEAN, timeline=schema.TIMELINE_BATCH)
+    meta, arrays = get_payload(client, route)
+    assert meta["steps"] == expected.steps.tolist() == list(range(4, 49, 4))
+    np.testing.assert_array_equal(arrays["values"], expected.values)
+    np.testing.assert_allclose(arrays["epochs"], expected.steps / STEPS_PER_EPOCH)
+
+
+def expected_curve(run, layer: str, quantity: str) -> tuple[list[float], np.ndarray]:
+    """Epoch points, plus within-epoch points at global step / steps per epoch where the run
+    logged them (an epoch point wins where both exist)."""
+    epoch = run.layers[layer][quantity]
+    points = {float(s): v for s, v in zip(epoch.steps, epoch.values)}
+    batch = run.batch_layers.get(layer, {}).get(quantity)
+    if batch is not None:
+        for s, v in zip(batch.steps, batch.values):
+            points.setdefault(s / STEPS_PER_EPOCH, v)
+    x = sorted(points)
+    return x, np.stack([points[k] for k in x]).astype(np.float64)
+
+
+def test_compare_runs_summaries_and_distance(client, logged):
+    meta, arrays = get_payload(client, "compare?" + query(run=["default", "constant_init"], layer="bn_1"))
+    assert [r["run"] for r in meta["runs"]] == ["default", "constant_init"]
+    assert meta["reference"] == "default"
+    assert meta["runs"][0]["within_epoch"] and not meta["runs"][1]["within_epoch"]
+    for position, name in enumerate(["default", "constant_init"]):
+        for quantity in schema.VARIABLE_QUANTITIES:
+            x, values = expected_curve(logged[name], "bn_1", quantity)
+            prefix = f"{position}/{quantity}"
+            np.testing.assert_allclose(arrays[f"{prefix}/x"], x)
+            np.testing.assert_allclose(arrays[f"{prefix}/mean"], values.mean(axis=1), rtol=1e-5, atol=1e-7)
+            np.testing.assert_allclose(arrays[f"{prefix}/low"], np.percentile(values, 10, axis=1), rtol=1e-5, atol=1e-7)
+            np.testing.assert_allclose(arrays[f"{prefix}/high"], np.percentile(values, 90, axis=1), rtol=1e-5, atol=1e-7)
+        x, residual = expected_curve(logged[name], "bn_1", schema.RESIDUAL_INIT_WEIGHT)
+        np.testing.assert_allclose(arrays[f"{position}/{schema.RESIDUAL_INIT_WEIGHT}/x"], x)
+        np.testing.assert_allclose(arrays[f"{position}/{schema.RESIDUAL_INIT_WEIGHT}/y"], residual, rtol=1e-6)
+        np.testing.assert_allclose(residual, 0.99 ** (np.array(x) * STEPS_PER_EPOCH), rtol=1e-5)
+    assert len(arrays[f"0/{schema.MOVING_MEAN}/x"]) == 13  # 7 epoch ends + 6 mid-epoch points
+    for quantity in schema.VARIABLE_QUANTITIES:
+        a = logged["default"].layers["bn_1"][quantity].values.astype(np.float64)
+        b = logged["constant_init"].layers["bn_1"][quantity].values.astype(np.float64)
+        np.testing.assert_allclose(arrays[f"1/{quantity}/distance"], np.sqrt(np.mean((b - a) ** 2, axis=1)), rtol=1e-5)
+        np.testing.assert_array_equal(arrays[f"1/{quantity}/distance_x"], np.arange(7))
+    # Step 0: default init moving mean 0 vs Constant(0.5): every channel 0.5 apart.
+    assert arrays[f"1/{schema.MOVING_MEAN}/distance"][0] == pytest.approx(0.5)
+
+
+def test_train_vs_inference_modes(client, logged):
+    for name in CALLBACK_RUNS:
+        meta, arrays = get_payload(client, "modes?" + query(run=name))
+        run = logged[name]
+        assert meta["layers"] == ["bn_1", "bn_2"]
+        assert meta["output_gap_steps"] == run.model[schema.OUTPUT_GAP].steps.tolist()
+        np.testing.assert_array_equal(arrays["output_gap"], run.model[schema.OUTPUT_GAP].values)
+        outputs = run.model[schema.OUTPUT_TRAINING].values - run.model[schema.OUTPUT_INFERENCE].values
+        np.testing.assert_allclose(arrays["output_gap"][:, 0], np.abs(outputs).mean(axis=(1, 2)), rtol=1e-5)
+        for quantity in (schema.PROBE_MEAN_GAP, schema.PROBE_VAR_LOG_RATIO):
+            assert meta["gap_steps"][quantity] == list(range(7))
+            expected = np.stack([run.layers[layer][quantity].values for layer in meta["layers"]])
+            np.testing.assert_array_equal(arrays[quantity], expected)
+
+
+def test_layer_at_one_step(client, logged):
+    meta, arrays = get_payload(client, "layer_step?" + query(run="default", layer="bn_2", step=3))
+    layer = logged["default"].layers["bn_2"]
+    assert meta["steps"] == list(range(7))
+    assert set(meta["quantities"]) == {q for q in layer if q in schema.CHANNEL_QUANTITIES}
+    for quantity in meta["quantities"]:
+        np.testing.assert_array_equal(arrays[quantity], layer[quantity].at(3))
+
+
+@pytest.mark.parametrize(
+    ("route", "status", "mentions"),
+    [
+        ("series?" + query(run="nope", layer="bn_1", quantity="gamma"), 404, "nope"),
+        ("series?" + query(run="default", layer="bn_9", quantity="gamma"), 404, "bn_9"),
+        ("series?" + query(run="default", layer="bn_1", quantity="weights"), 404, "weights"),
+        ("series?" + query(run="default", layer="bn_1", quantity="gamma", timeline="hourly"), 400, "hourly"),
+        ("series?" + query(run="default", layer="bn_1"), 400, "quantity"),
+        ("compare?" + query(layer="bn_1"), 400, "run"),
+        ("compare?" + query(run=["default", "nope"], layer="bn_1"), 404, "nope"),
+        ("compare?" + query(run="default", layer="bn_9"), 404, "bn_9"),
+        ("modes?" + query(run="nope"), 404, "nope"),
+        ("modes", 400, "run"),
+        ("layer_step?" + query(run="default", layer="bn_1", step="three"), 400, "three"),
+        ("layer_step?" + query(run="default", layer="bn_1", step=99), 404, "99"),
+    ],
+)
+def test_bad_requests_get_4xx_json(client, route, status, mentions):
+    assert mentions in get_json(client, route, status=status)["error"]
