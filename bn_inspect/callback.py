@@ -251,9 +251,9 @@ class BatchNormInspector(keras.callbacks.Callback):
             probe.run()
         except Exception as exc:
             expected = getattr(self.model, "input_shape", None)
-            got = keras.tree.map_structure(lambda a: tuple(a.shape), x)
+            got = keras.tree.map_structure(lambda a: f"{a.dtype} {tuple(a.shape)}", x)
             raise ProbeDataError(
-                f"bn-inspect: the model cannot run on probe_data (inputs of shape {got}); the model "
+                f"bn-inspect: the model cannot run on probe_data (inputs: {got}); the model "
                 f"expects inputs of shape {expected}. Pass a batch of training inputs. ({exc})"
             ) from exc
         self._probe = probe

@@ -31,14 +31,18 @@ def _to_array(value: Any, what: str) -> np.ndarray:
             f"{what} must be numeric arrays (numpy, tensors), an (x, y) tuple or a dataset of "
             f"batches; got {type(value).__name__}: {exc}"
         ) from exc
-    if array.dtype == object or not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
+    if array.dtype.kind not in "biuf":  # bool, int, uint, float; not complex, str, object, dates
         raise ProbeDataError(
-            f"{what} must hold numbers; got dtype {array.dtype}. Pass the model's numeric inputs."
+            f"{what} must hold numbers (bool, integer or float); got dtype {array.dtype}. Pass the "
+            "model's numeric inputs."
         )
-    if np.issubdtype(array.dtype, np.floating):
+    if np.issubdtype(array.dtype, np.floating):  # as fit does; integers go in as they are
         array = array.astype(keras.backend.floatx(), copy=False)
     if array.ndim == 0:
-        raise ProbeDataError(f"{what} must have a batch dimension; got a scalar.")
+        raise ProbeDataError(
+            f"{what} must be arrays with a batch dimension; got a scalar. Pass numpy arrays of samples "
+            "(np.asarray(...) of a nested list)."
+        )
     return array
 
 
@@ -80,6 +84,8 @@ def as_probe_batch(data: Any, max_samples: int, what: str = "probe_data") -> Any
         if len(samples) != 1:
             raise ProbeDataError(f"{what}: all inputs need the same number of samples; got {sorted(samples)}.")
         count = samples.pop()
+        if count == 0:
+            raise ProbeDataError(f"{what} has no samples; pass a batch of training inputs.")
         if count > max_samples:
             raise ProbeDataError(
                 f"{what} has {count} samples, more than max_probe_samples={max_samples}; the probe "
@@ -93,12 +99,20 @@ def as_probe_batch(data: Any, max_samples: int, what: str = "probe_data") -> Any
             "tuple, or a dataset/iterable of such batches."
         )
     batches, taken = [], 0
-    for batch in data:
-        x = _structure_to_arrays(_inputs_of(batch), what)
-        batches.append(x)
-        taken += int(keras.tree.flatten(x)[0].shape[0])
-        if taken >= max_samples:
-            break
+    try:
+        for batch in data:
+            x = _structure_to_arrays(_inputs_of(batch), what)
+            batches.append(x)
+            taken += int(keras.tree.flatten(x)[0].shape[0])
+            if taken >= max_samples:
+                break
+    except ProbeDataError:
+        raise
+    except Exception as exc:
+        raise ProbeDataError(
+            f"{what}: reading its batches failed ({type(exc).__name__}: {exc}); pass arrays or a "
+            "dataset that yields numeric (x, y) batches."
+        ) from exc
     if not batches:
         raise ProbeDataError(f"{what} is an empty dataset; pass at least one batch.")
     return _concat(batches, max_samples)
