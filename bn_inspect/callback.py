@@ -151,6 +151,8 @@ class BatchNormInspector(keras.callbacks.Callback):
         self._step_offset = 0
         self._iterations_at_begin = 0
         self._updates_at_begin: dict[str, int] = {}
+        self._steps_done = 0  # training steps of this fit's finished epochs
+        self._batch_begun: int | None = None  # in-epoch index of the latest step begun
 
     @property
     def layers(self) -> list[FoundLayer]:
@@ -200,16 +202,22 @@ class BatchNormInspector(keras.callbacks.Callback):
         self._safely(self._log_epoch_state, epoch + self._step_offset, include_config=True)
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self._count_epoch_steps()
         if self._writer is None:
             return
         self._safely(self._log_epoch_state, epoch + 1 + self._step_offset)
+
+    def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
+        # Counts the steps BN layers update in; optimizer.iterations misses those a loss-scale
+        # optimizer skips (mixed precision). Keras runs this hook synchronously in any case.
+        self._batch_begun = batch
 
     def _on_train_batch_end_logging(self, batch: int, logs: dict | None = None) -> None:
         """``on_train_batch_end``, installed only with ``log_every_n_batches`` (see __init__)."""
         if self._writer is not None and (batch + 1) % self.log_every_n_batches == 0:
             if keras.backend.backend() == "jax":  # JAX's fit keeps the values outside the variables mid-epoch
                 self.model.jax_state_sync()
-            self._safely(self._log_batch_state)
+            self._safely(self._log_batch_state, self._iterations_at_begin + self._steps_done + batch + 1)
 
     def on_train_end(self, logs: dict | None = None) -> None:
         self._close()
@@ -263,6 +271,19 @@ class BatchNormInspector(keras.callbacks.Callback):
         if optimizer is None:
             return 0
         return _to_int(optimizer.iterations)
+
+    def _count_epoch_steps(self) -> None:
+        """Add the steps of the epoch that just ended to ``_steps_done``."""
+        if self._batch_begun is None:
+            return
+        steps = self._batch_begun + max(1, int(getattr(self.model, "steps_per_execution", 1) or 1))
+        planned = (self.params or {}).get("steps")
+        self._steps_done += min(steps, planned) if planned else steps
+        self._batch_begun = None
+
+    def _global_step(self) -> int:
+        """Training steps the model has run: before this fit (the optimizer's count) and in it."""
+        return self._iterations_at_begin + self._steps_done
 
     def _run_config(self) -> dict:
         model = self.model
@@ -327,7 +348,7 @@ class BatchNormInspector(keras.callbacks.Callback):
         assert writer is not None
         if include_config and self._config is not None:
             writer.add_config(self._config)
-        iterations = self._iterations()
+        iterations = self._global_step()
         values_by_layer = self._add_variables(schema.TIMELINE_EPOCH, iterations)
         residuals = [
             stats.residual_init_weight(found.layer.momentum, self._updates(found, iterations)) for found in self._layers
@@ -388,12 +409,11 @@ class BatchNormInspector(keras.callbacks.Callback):
         if gaps:
             writer.add_scalar(schema.SCALAR_MAX_STALENESS, float(np.nanmax(gaps)))
 
-    def _log_batch_state(self) -> None:
+    def _log_batch_state(self, global_step: int) -> None:
         writer = self._writer
         assert writer is not None
-        iterations = self._iterations()
-        self._add_variables(schema.TIMELINE_BATCH, iterations)
-        writer.write_step(iterations)
+        self._add_variables(schema.TIMELINE_BATCH, global_step)
+        writer.write_step(global_step)
 
     def _close(self) -> None:
         if getattr(self, "_writer", None) is not None:

@@ -13,7 +13,9 @@ Steps
     ``timeline="epoch"``: step 0 is the state at ``on_train_begin`` of a fresh fit (the
     initializers), step k is the state after epoch k (1-based). A resumed fit with
     ``initial_epoch=k`` logs its starting state at step k, so the sequence continues.
-    ``timeline="batch"``: the optimizer's global iteration count (0-based steps completed).
+    ``timeline="batch"``: the global count of training steps completed: the optimizer's
+    iteration count at the start of the fit plus the steps run since (steps a mixed-precision
+    loss-scale optimizer skips count too: BN layers update their moving statistics in them).
 
 Values
     Per-channel quantities are float32 tensors of shape ``[channels]`` (a layer with several
