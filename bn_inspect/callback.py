@@ -355,7 +355,10 @@ class BatchNormInspector(keras.callbacks.Callback):
         ]
         writer.add_scalar(schema.SCALAR_MEAN_RESIDUAL, float(np.mean(residuals)))
         if self._probe is not None:
-            self._add_probe(values_by_layer)
+            try:
+                self._add_probe(values_by_layer)
+            except Exception as exc:  # a failing probe must not cost the epoch its variables
+                _warn(f"bn-inspect: probe skipped at step {step}: {type(exc).__name__}: {exc}")
         if self._population is not None and step % self.reference_every == 0:
             try:
                 self._add_population(values_by_layer)
