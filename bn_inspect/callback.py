@@ -12,9 +12,10 @@ import keras
 import numpy as np
 
 from bn_inspect import schema, stats
+from bn_inspect.distribution import replica_strategy, replica_values
 from bn_inspect.layers import FoundLayer, find_batchnorm_layers, has_training_noise, layer_config, variable_values
 from bn_inspect.population import PopulationStatistics
-from bn_inspect.probe import Probe, sample_count
+from bn_inspect.probe import Probe, ProbeResult, ReplicaProbe, sample_count
 from bn_inspect.probe_data import ProbeDataError, as_probe_batch
 from bn_inspect.reader import last_logged_step
 from bn_inspect.writer import SummaryWriter
@@ -73,6 +74,11 @@ class BatchNormInspector(keras.callbacks.Callback):
 
     Steps: step 0 is the state before the first epoch (the initializers); step k the state
     after epoch k. A fit resumed with ``initial_epoch=k`` continues at step k.
+
+    Under a ``tf.distribute`` strategy only the chief writes. With several replicas the
+    probe also runs split across them, to show how far apart their batch statistics are
+    (``synchronized=True`` layers: ~0). Whatever fails while logging is reported as a
+    :class:`BatchNormInspectorWarning` and skipped; training goes on unchanged.
 
     Args:
         log_dir: Directory of this run's event files (one run = one directory; compare runs
@@ -145,6 +151,8 @@ class BatchNormInspector(keras.callbacks.Callback):
         self._writer: SummaryWriter | None = None
         self._layers: list[FoundLayer] = []
         self._probe: Probe | None = None
+        self._replica_probe: ReplicaProbe | None = None
+        self._strategy: Any = None  # a tf.distribute strategy with several replicas, if any
         self._population: PopulationStatistics | None = None
         self._config: dict | None = None
         self._started = False
@@ -173,6 +181,7 @@ class BatchNormInspector(keras.callbacks.Callback):
             return
         existing_step = last_logged_step(self.log_dir) if self.log_dir.is_dir() else None
         self._open_writer()
+        self._strategy = replica_strategy(model)
         self._prepare_probe()
         if self.reference_data is not None:
             self._population = PopulationStatistics(
@@ -265,6 +274,19 @@ class BatchNormInspector(keras.callbacks.Callback):
                 f"expects inputs of shape {expected}. Pass a batch of training inputs. ({exc})"
             ) from exc
         self._probe = probe
+        self._replica_probe = self._prepare_replica_probe(probe)
+
+    def _prepare_replica_probe(self, probe: Probe) -> ReplicaProbe | None:
+        """Split the probe across the replicas of a distribution strategy; off on any failure."""
+        if self._strategy is None:
+            return None
+        try:
+            replica_probe = ReplicaProbe(probe, self._strategy)
+            replica_probe.run()
+        except Exception as exc:  # an extra: never stop training for it
+            _warn(f"bn-inspect: per-replica batch statistics off: {type(exc).__name__}: {exc}")
+            return None
+        return replica_probe
 
     def _iterations(self) -> int:
         optimizer = getattr(self.model, "optimizer", None)
@@ -302,6 +324,7 @@ class BatchNormInspector(keras.callbacks.Callback):
             "probe_samples": self._probe.samples if self._probe else 0,
             "probe_has_dropout": bool(has_training_noise(model)) if self._probe else False,
             "replicas": int(getattr(strategy, "num_replicas_in_sync", 1) or 1),
+            "replica_probe_shards": self._replica_probe.shard_sizes if self._replica_probe else [],
             "layers": [layer_config(found) for found in self._layers],
         }
 
@@ -334,6 +357,8 @@ class BatchNormInspector(keras.callbacks.Callback):
                 stats.residual_init_weight(found.layer.momentum, updates),
                 timeline,
             )
+            if timeline == schema.TIMELINE_EPOCH and self._strategy is not None:
+                self._add_replica_copies(found)
             bad = stats.nonfinite_channels(values["moving_mean"], values["moving_variance"])
             writer.add_layer(found.path, schema.NONFINITE_CHANNELS, np.float32(bad), timeline)
             if bad and timeline == schema.TIMELINE_EPOCH:
@@ -342,6 +367,19 @@ class BatchNormInspector(keras.callbacks.Callback):
                     "moving statistics."
                 )
         return values_by_layer
+
+    def _add_replica_copies(self, found: FoundLayer) -> None:
+        """How far apart the replicas' copies of the moving statistics are (see distribution.py)."""
+        writer = self._writer
+        assert writer is not None
+        try:
+            mean_copies = replica_values(found.layer.moving_mean, self._strategy)
+            variance_copies = replica_values(found.layer.moving_variance, self._strategy)
+        except Exception as exc:  # an extra: never cost the epoch its variables
+            _warn(f"bn-inspect: replica copies of {found.path!r} unreadable: {type(exc).__name__}: {exc}")
+            return
+        writer.add_layer(found.path, schema.REPLICA_MOVING_MEAN_SPREAD, stats.replica_spread(mean_copies))
+        writer.add_layer(found.path, schema.REPLICA_MOVING_VARIANCE_SPREAD, stats.replica_spread(variance_copies))
 
     def _log_epoch_state(self, step: int, include_config: bool = False) -> None:
         writer = self._writer
@@ -392,6 +430,28 @@ class BatchNormInspector(keras.callbacks.Callback):
         measured = [gap for gap in layer_gaps if np.isfinite(gap)]  # frozen layers measure none
         if measured:
             writer.add_scalar(schema.SCALAR_MAX_LAYER_GAP, float(max(measured)))
+        if self._replica_probe is not None:
+            try:
+                self._add_replicas(result)
+            except Exception as exc:  # an extra: never cost the probe its values
+                _warn(f"bn-inspect: per-replica batch statistics skipped: {type(exc).__name__}: {exc}")
+
+    def _add_replicas(self, result: ProbeResult) -> None:
+        writer = self._writer
+        assert writer is not None and self._replica_probe is not None
+        replicas = self._replica_probe.run()
+        gaps = []
+        for found in self._layers:
+            mean_spread = stats.replica_spread(replicas.batch_mean[found.path])
+            writer.add_layer(found.path, schema.REPLICA_BATCH_MEAN_SPREAD, mean_spread)
+            variance_spread = stats.replica_spread(replicas.batch_variance[found.path])
+            writer.add_layer(found.path, schema.REPLICA_BATCH_VARIANCE_SPREAD, variance_spread)
+            gap = stats.replica_mean_spread_gap(mean_spread, result.batch_variance[found.path], found.layer.epsilon)
+            writer.add_layer(found.path, schema.REPLICA_MEAN_SPREAD_GAP, gap)
+            gaps.append(gap)
+        measured = [gap for gap in gaps if np.isfinite(gap)]
+        if measured:
+            writer.add_scalar(schema.SCALAR_MAX_REPLICA_SPREAD, float(max(measured)))
 
     def _add_population(self, values_by_layer: dict[str, dict[str, np.ndarray]]) -> None:
         writer = self._writer

@@ -9,6 +9,9 @@ outputs do not read them), so after one update each holds ``(1 - m) * batch_stat
 exact batch statistics of every layer's actual input are recovered without hooks, for
 nested and subclassed models alike (:func:`bn_inspect.stats.batch_stat_from_update`).
 
+Under a ``tf.distribute`` strategy, :class:`ReplicaProbe` also runs that training-mode pass
+with the probe split across the replicas, to measure how much their batch statistics differ.
+
 Example:
     >>> import keras, numpy as np
     >>> from bn_inspect.layers import find_batchnorm_layers
@@ -106,30 +109,100 @@ class Probe:
         stats = [(updated[m], updated[v]) for m, v in self._stat_indices]
         return inference, training, stats
 
-    def run(self) -> ProbeResult:
-        """Run both passes and recover each layer's batch mean and (biased) variance."""
+    def _state_inputs(self) -> tuple[list, list, list]:
+        """Current trainable and non-trainable values, and the latter with measured stats zeroed."""
         model = self._model
         trainable = [keras.ops.convert_to_tensor(v) for v in model.trainable_variables]
         non_trainable = [keras.ops.convert_to_tensor(v) for v in model.non_trainable_variables]
         zeroed = [keras.ops.zeros_like(v) if i in self._zeroed else v for i, v in enumerate(non_trainable)]
+        return trainable, non_trainable, zeroed
+
+    def _batch_stats(self, position: int, mean_after: Any, spread_after: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Batch mean and (biased) variance of layer ``position`` from its updated-from-zero stats."""
+        layer = self._layers[position].layer
+        if not self._measured[position]:
+            nan = np.full(int(np.prod(layer.moving_mean.shape)), np.nan, dtype=np.float32)
+            return nan, nan.copy()
+        momentum = float(layer.momentum)
+        mean = batch_stat_from_update(keras.ops.convert_to_numpy(mean_after), momentum)
+        spread = batch_stat_from_update(keras.ops.convert_to_numpy(spread_after), momentum)
+        if getattr(layer, "renorm", False):  # moving_stddev tracks sqrt(var + eps)
+            variance = np.square(spread) - float(layer.epsilon)
+        else:
+            variance = spread
+        return mean.reshape(-1), variance.reshape(-1)
+
+    def run(self) -> ProbeResult:
+        """Run both passes and recover each layer's batch mean and (biased) variance."""
+        trainable, non_trainable, zeroed = self._state_inputs()
         inference, training, stats = self._fn(trainable, non_trainable, zeroed, self._x)
         result = ProbeResult(
             outputs_training=_flatten_outputs(training, self.samples),
             outputs_inference=_flatten_outputs(inference, self.samples),
         )
-        for found, (mean_after, spread_after), measured in zip(self._layers, stats, self._measured):
-            layer = found.layer
-            if not measured:
-                nan = np.full(int(np.prod(layer.moving_mean.shape)), np.nan, dtype=np.float32)
-                result.batch_mean[found.path], result.batch_variance[found.path] = nan, nan.copy()
-                continue
-            momentum = float(layer.momentum)
-            mean = batch_stat_from_update(keras.ops.convert_to_numpy(mean_after), momentum)
-            spread = batch_stat_from_update(keras.ops.convert_to_numpy(spread_after), momentum)
-            if getattr(layer, "renorm", False):  # moving_stddev tracks sqrt(var + eps)
-                variance = np.square(spread) - float(layer.epsilon)
-            else:
-                variance = spread
-            result.batch_mean[found.path] = mean.reshape(-1)
-            result.batch_variance[found.path] = variance.reshape(-1)
+        for position, (found, (mean_after, spread_after)) in enumerate(zip(self._layers, stats)):
+            mean, variance = self._batch_stats(position, mean_after, spread_after)
+            result.batch_mean[found.path], result.batch_variance[found.path] = mean, variance
+        return result
+
+
+def split_batch(x: Any, parts: int) -> list:
+    """``x`` cut into ``parts`` contiguous shards along the sample axis (sizes differ by <= 1)."""
+    pieces = [np.array_split(np.asarray(a), parts) for a in keras.tree.flatten(x)]
+    return [keras.tree.pack_sequence_as(x, [p[i] for p in pieces]) for i in range(parts)]
+
+
+@dataclass
+class ReplicaResult:
+    """Batch statistics every replica computed on its shard of the probe."""
+
+    batch_mean: dict[str, np.ndarray] = field(default_factory=dict)  # path -> [replicas, channels]
+    batch_variance: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+class ReplicaProbe:
+    """The training-mode pass of a :class:`Probe`, its batch split across the replicas of a
+    ``tf.distribute`` strategy and run by ``strategy.run``, still without changing any state.
+
+    Replica i gets the i-th contiguous shard of the probe (:func:`split_batch`). Each replica
+    normalises with the statistics of its own shard, or, for ``synchronized=True`` layers,
+    with the moments all-reduced across replicas, exactly as in a distributed training step.
+    Raises ``ValueError`` when a shard would hold fewer than 2 samples.
+    """
+
+    def __init__(self, probe: Probe, strategy: Any) -> None:
+        self.replicas = int(strategy.num_replicas_in_sync)
+        if probe.samples < 2 * self.replicas:
+            raise ValueError(
+                f"the probe has {probe.samples} samples, too few to give each of {self.replicas} "
+                f"replicas 2; pass probe_data with at least {2 * self.replicas} samples"
+            )
+        self._probe = probe
+        self._strategy = strategy
+        shards = split_batch(probe._x, self.replicas)
+        self.shard_sizes = [sample_count(shard) for shard in shards]
+        self._shards = strategy.experimental_distribute_values_from_function(
+            lambda context: shards[context.replica_id_in_sync_group]
+        )
+        self._fn = compile_for_backend(self._distributed_pass)
+
+    def _distributed_pass(self, trainable: list, zeroed: list, shards: Any) -> Any:
+        probe = self._probe
+
+        def replica_pass(x: Any) -> list:
+            _, updated = probe._model.stateless_call(trainable, zeroed, x, training=True)
+            return [(updated[m], updated[v]) for m, v in probe._stat_indices]
+
+        return self._strategy.run(replica_pass, args=(shards,))
+
+    def run(self) -> ReplicaResult:
+        """Run the distributed pass and recover each replica's batch statistics per layer."""
+        probe = self._probe
+        trainable, _, zeroed = probe._state_inputs()
+        per_replica = self._strategy.experimental_local_results(self._fn(trainable, zeroed, self._shards))
+        result = ReplicaResult()
+        for position, found in enumerate(probe._layers):
+            pairs = [probe._batch_stats(position, *stats[position]) for stats in per_replica]
+            result.batch_mean[found.path] = np.stack([mean for mean, _ in pairs])
+            result.batch_variance[found.path] = np.stack([variance for _, variance in pairs])
         return result

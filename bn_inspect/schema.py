@@ -23,6 +23,16 @@ Values
     outputs on the probe are float32 ``[samples, features]``. The run configuration is a
     JSON string tensor.
 
+Replicas
+    Under a ``tf.distribute`` strategy with several replicas, the probe batch is also split
+    into contiguous shards, one per replica (sizes in the config's ``replica_probe_shards``),
+    and run in training mode on every replica at once. The ``replica_*`` quantities say how
+    far apart the replicas' batch statistics are: > 0 when each replica normalises with its
+    own shard, ~0 with ``synchronized=True`` (the moments are all-reduced across replicas).
+    ``replica_moving_*_spread`` compare the replicas' own copies of the moving statistics,
+    which Keras 3 updates independently unless the layer is synchronized; the logged
+    ``moving_*`` values are the first replica's copy, the one reading or saving gives.
+
 This module imports only the protobuf classes of tensorboard, never TensorFlow.
 
 Example:
@@ -63,6 +73,9 @@ PROBE_BATCH_VARIANCE = "probe_batch_variance"  # biased (ddof=0), as Keras uses 
 POPULATION_MEAN = "population_mean"  # exact statistics over reference data
 POPULATION_VARIANCE = "population_variance"
 REPLICA_BATCH_MEAN_SPREAD = "replica_batch_mean_spread"  # max-min across replicas, per channel
+REPLICA_BATCH_VARIANCE_SPREAD = "replica_batch_variance_spread"  # same for the batch variance
+REPLICA_MOVING_MEAN_SPREAD = "replica_moving_mean_spread"  # max-min of the replicas' copies
+REPLICA_MOVING_VARIANCE_SPREAD = "replica_moving_variance_spread"
 
 CHANNEL_QUANTITIES = (
     MOVING_MEAN,
@@ -74,6 +87,9 @@ CHANNEL_QUANTITIES = (
     POPULATION_MEAN,
     POPULATION_VARIANCE,
     REPLICA_BATCH_MEAN_SPREAD,
+    REPLICA_BATCH_VARIANCE_SPREAD,
+    REPLICA_MOVING_MEAN_SPREAD,
+    REPLICA_MOVING_VARIANCE_SPREAD,
 )
 VARIABLE_QUANTITIES = (MOVING_MEAN, MOVING_VARIANCE, GAMMA, BETA)
 
@@ -85,6 +101,7 @@ PROBE_VAR_LOG_RATIO = "probe_var_log_ratio"  # mean_c |log((batch_var + eps)/(mo
 POPULATION_MEAN_GAP = "population_mean_gap"  # same as PROBE_MEAN_GAP with population stats
 POPULATION_VAR_LOG_RATIO = "population_var_log_ratio"
 NONFINITE_CHANNELS = "nonfinite_channels"  # channels whose moving stats are NaN/inf/negative var
+REPLICA_MEAN_SPREAD_GAP = "replica_mean_spread_gap"  # mean_c mean spread / sqrt(probe batch var + eps)
 
 LAYER_SCALAR_QUANTITIES = (
     RESIDUAL_INIT_WEIGHT,
@@ -94,6 +111,7 @@ LAYER_SCALAR_QUANTITIES = (
     POPULATION_MEAN_GAP,
     POPULATION_VAR_LOG_RATIO,
     NONFINITE_CHANNELS,
+    REPLICA_MEAN_SPREAD_GAP,
 )
 LAYER_QUANTITIES = CHANNEL_QUANTITIES + LAYER_SCALAR_QUANTITIES
 
@@ -111,7 +129,14 @@ SCALAR_OUTPUT_GAP = "bn_inspect/train_inference_gap"
 SCALAR_MEAN_RESIDUAL = "bn_inspect/mean_residual_init_weight"
 SCALAR_MAX_LAYER_GAP = "bn_inspect/max_layer_mean_gap"
 SCALAR_MAX_STALENESS = "bn_inspect/max_population_mean_gap"
-PLAIN_SCALAR_TAGS = (SCALAR_OUTPUT_GAP, SCALAR_MEAN_RESIDUAL, SCALAR_MAX_LAYER_GAP, SCALAR_MAX_STALENESS)
+SCALAR_MAX_REPLICA_SPREAD = "bn_inspect/max_replica_mean_spread_gap"
+PLAIN_SCALAR_TAGS = (
+    SCALAR_OUTPUT_GAP,
+    SCALAR_MEAN_RESIDUAL,
+    SCALAR_MAX_LAYER_GAP,
+    SCALAR_MAX_STALENESS,
+    SCALAR_MAX_REPLICA_SPREAD,
+)
 
 # --- run-config record fields (JSON) --------------------------------------------------------
 CONFIG_FIELDS_RUN = (
@@ -127,6 +152,7 @@ CONFIG_FIELDS_RUN = (
     "probe_samples",
     "probe_has_dropout",
     "replicas",
+    "replica_probe_shards",
     "layers",
 )
 CONFIG_FIELDS_LAYER = (
