@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import importlib
+import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -223,6 +224,8 @@ def export(args: argparse.Namespace) -> int:
             frame.to_csv(sys.stdout if output == "-" else output, index=False)
         else:
             frame.to_parquet(output, index=False)
+    except BrokenPipeError:
+        raise
     except OSError as exc:
         raise CLIError(f"cannot write {output!r} ({exc.strerror or exc}); pass a writable --output path.") from exc
     if output != "-":
@@ -260,9 +263,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CLIError as exc:
         print(f"bn-inspect: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except BrokenPipeError:  # e.g. `bn-inspect export logs | head`
-        sys.stderr.close()
-        return 0
+    except BrokenPipeError:  # e.g. `bn-inspect export logs | head`: the reader left early
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 1
 
 
 if __name__ == "__main__":

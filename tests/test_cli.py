@@ -261,3 +261,12 @@ def test_exit_code_reaches_the_shell(tmp_path):
     )
     assert result.returncode == 2 and result.stderr.startswith("bn-inspect: error: logdir")
     assert Path(sys.executable).parent.joinpath("bn-inspect").exists()  # the console script is installed
+
+
+def test_export_into_a_closed_pipe_is_quiet(logs):
+    reader = subprocess.Popen(["head", "-n", "1"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    result = subprocess.run([sys.executable, "-m", "bn_inspect.cli", "export", logs["root"]],
+                            stdout=reader.stdin, stderr=subprocess.PIPE, text=True, timeout=60)
+    reader.stdin.close()
+    reader.wait(timeout=10)
+    assert result.returncode in (0, 1) and result.stderr == ""
