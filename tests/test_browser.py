@@ -33,7 +33,8 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 HOSTILE_RUN = "<img src=x onerror=alert(1)>"
-SCREENSHOTS = Path(__file__).resolve().parents[1] / "docs" / "img"
+# The README's pictures; set BN_INSPECT_SCREENSHOTS to save them elsewhere.
+SCREENSHOTS = Path(os.environ.get("BN_INSPECT_SCREENSHOTS", Path(__file__).resolve().parents[1] / "docs" / "img"))
 VIEWPORT = {"width": 1400, "height": 900}
 BACKGROUND = (255, 255, 255)
 
@@ -277,4 +278,18 @@ def test_a_hostile_run_name_shows_as_text(page, tab, tensorboard_url, browser_lo
     show(tab, "epochs")
     assert HOSTILE_RUN in tab.locator("select[data-control=run]").text_content()
     assert tab.locator("img").count() == 0 and page.locator("img[src=x]").count() == 0
+    assert page.problems == []
+
+
+def test_empty_state_says_how_to_add_the_callback(page, tab):
+    """What the tab shows when /runs has no run (the server side of that is in test_plugin_server)."""
+    page.route("**/data/plugin/bn_inspect/runs", lambda route: route.fulfill(json={"runs": [], "schema": {}}))
+    try:
+        tab.locator("button.bn-reload").click()
+        empty = tab.locator("[data-state=empty]")
+        empty.wait_for()
+        assert "BatchNormInspector(" in empty.text_content()
+        assert "tensorboard --logdir" in empty.text_content()
+    finally:
+        page.unroute("**/data/plugin/bn_inspect/runs")
     assert page.problems == []

@@ -10,7 +10,7 @@ const RANGE_SAMPLE = 100000;
 const MAX_ROW_LABEL_PX = 200;
 
 /** Colour range of `values`: {lo, hi, clipped}; NaN and infinities are ignored. */
-export function colorRange(values) {
+function colorRange(values) {
   const step = Math.max(1, Math.floor(values.length / RANGE_SAMPLE));
   const sample = [];
   for (let i = 0; i < values.length; i += step) {
@@ -223,9 +223,12 @@ export class Heatmap {
   }
 }
 
+/** Indices 0, step, 2 step, ... with a round step (1, 2, 5, 10, 20, 50, ...) giving at most ~`wanted` ticks. */
 function tickIndices(count, wanted) {
-  if (count <= wanted) return [...Array(count).keys()];
-  const step = Math.ceil(count / wanted);
+  let step = 1;
+  for (let scale = 1; step * wanted < count; scale *= 10) {
+    step = [1, 2, 5].map((m) => m * scale).find((s) => s * wanted >= count) ?? 10 * scale;
+  }
   const ticks = [];
   for (let i = 0; i < count; i += step) ticks.push(i);
   return ticks;

@@ -2,7 +2,7 @@
 // render(). Holds the shared run/layer picker and switches between the four views.
 
 import {clearCache, api} from "./model.js";
-import {el, message} from "./dom.js";
+import {el, message, select} from "./dom.js";
 import {runColor} from "./colors.js";
 import {renderRuns} from "./view_runs.js";
 import {renderEpochs} from "./view_epochs.js";
@@ -40,7 +40,7 @@ function colorOf(runName) {
   return runColor(state.overview.runs.findIndex((run) => run.run === runName));
 }
 
-function emptyState() {
+function emptyState(app) {
   return el("div", {class: "bn-empty", dataset: {state: "empty"}}, [
     el("h2", {text: "No bn-inspect data in this logdir"}),
     el("p", {text: "Add the callback to model.fit, one log directory per run, then point TensorBoard at their parent:"}),
@@ -50,6 +50,7 @@ function emptyState() {
       "    BatchNormInspector(\"logs/run1\", probe_data=x[:64]),\n" +
       "])\n\n" +
       "# then: tensorboard --logdir logs"}),
+    el("button", {class: "bn-reload", text: "Reload", onclick: () => load(app)}),
   ]);
 }
 
@@ -70,17 +71,10 @@ function picker(app) {
   });
   const layers = layersOf(selectedRuns());
   if (!layers.includes(state.layer)) state.layer = layers[0] ?? null;
-  const layerSelect = el("select", {dataset: {picker: "layer"}});
-  for (const path of layers) {
-    const option = el("option", {text: path});
-    option.value = path;
-    option.selected = path === state.layer;
-    layerSelect.append(option);
-  }
-  layerSelect.addEventListener("change", () => {
-    state.layer = layerSelect.value;
+  const layerSelect = select(layers, state.layer, (path) => {
+    state.layer = path;
     draw(app);
-  });
+  }, {dataset: {picker: "layer"}});
   return el("div", {class: "bn-picker"}, [
     el("div", {class: "bn-runs"}, [el("span", {class: "bn-picker-title", text: "Runs"}), ...runs]),
     el("label", {class: "bn-field"}, [el("span", {class: "bn-picker-title", text: "Layer"}), layerSelect]),
@@ -133,7 +127,7 @@ async function drawView(content) {
 function draw(app) {
   app.replaceChildren();
   if (!state.overview.runs.length) {
-    app.append(emptyState());
+    app.append(emptyState(app));
     return;
   }
   const content = el("main", {class: "bn-view", dataset: {view: state.view}});

@@ -25,7 +25,7 @@ export function lineChart({xLabel, yLabel, series, height = 230, bandLabels = ["
   for (const s of series) {
     const table = [toPlain(s.x), toPlain(s.y)];
     const style = points
-      ? {paths: () => null, points: {show: true, size: 7, width: 0, fill: s.color}}
+      ? {paths: () => null, points: {show: true, size: s.x.length > 400 ? 3 : 6, width: 0, fill: s.color}}
       : {width: 2, dash: s.dash, spanGaps: true, points: {show: s.x.length <= 40, size: 5}};
     uSeries.push({label: s.label, stroke: s.color, ...style});
     if (s.low && s.high) {

@@ -25,7 +25,7 @@ async function fetchOk(url) {
  * Decode a binary payload: uint32 header length N, N bytes of JSON header, float32 arrays.
  * Returns {meta, arrays} with arrays[name] = {data: Float32Array, shape: number[]}.
  */
-export function decodePayload(buffer) {
+function decodePayload(buffer) {
   const headerLength = new DataView(buffer).getUint32(0, true);
   const header = JSON.parse(new TextDecoder().decode(new Uint8Array(buffer, 4, headerLength)));
   const start = 4 + headerLength;
