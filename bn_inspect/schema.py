@@ -13,6 +13,8 @@ Steps
     ``timeline="epoch"``: step 0 is the state at ``on_train_begin`` of a fresh fit (the
     initializers), step k is the state after epoch k (1-based). A resumed fit with
     ``initial_epoch=k`` logs its starting state at step k, so the sequence continues.
+    Step k is then written twice (end of one fit, start of the next, in a later event file):
+    readers keep the last value written per step. TensorBoard's own loaders may return both.
     ``timeline="batch"``: the global count of training steps completed: the optimizer's
     iteration count at the start of the fit plus the steps run since (steps a mixed-precision
     loss-scale optimizer skips count too: BN layers update their moving statistics in them).
