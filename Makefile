@@ -5,8 +5,10 @@ BIN := $(VENV)/bin
 # The Keras backend used by the demo and tests; tensorflow-cpu keeps the download small.
 BACKEND_EXTRA ?= tf-cpu
 PORT ?= 6006
+# Tests that exercise the Keras backend, run a second time on JAX (see docs/compatibility.md).
+JAX_TESTS := tests/test_probe.py tests/test_callback.py tests/test_population.py tests/test_recalibrate.py
 
-.PHONY: setup demo examples tensorboard test test-jax bench clean
+.PHONY: setup setup-jax demo examples tensorboard test test-jax bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,9 +26,16 @@ tensorboard: setup
 
 demo: examples tensorboard
 
-test: setup
+setup-jax: setup
+	$(BIN)/pip install --quiet -e ".[jax]"
+
+test: setup-jax
 	bash .ci/ensure-chromium
 	$(BIN)/python -m pytest -q
+	KERAS_BACKEND=jax $(BIN)/python -m pytest -q $(JAX_TESTS)
+
+test-jax: setup-jax
+	KERAS_BACKEND=jax $(BIN)/python -m pytest -q $(JAX_TESTS)
 
 bench: setup
 	$(BIN)/python -m bench.run_all
