@@ -138,3 +138,9 @@ def test_plugin_modules_import_neither_tensorflow_nor_keras():
     code = "import sys, tb_plugin.loader, tb_plugin.plugin; print('tensorflow' in sys.modules, 'keras' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.split() == ["False", "False"]
+
+
+def test_routes_work_under_a_path_prefix(plugin_logdir):
+    with tensorboard_client("python", "--logdir", str(plugin_logdir), "--path_prefix", "/tb") as client:
+        assert client.get("/tb" + ROUTE + "index.js").status_code == 200
+        assert [run["run"] for run in client.get("/tb" + ROUTE + "runs").get_json()["runs"]] == ["constant_init", "default"]
