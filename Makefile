@@ -8,7 +8,7 @@ PORT ?= 6006
 # Tests that exercise the Keras backend, run a second time on JAX (see docs/compatibility.md).
 JAX_TESTS := tests/test_probe.py tests/test_callback.py tests/test_population.py tests/test_recalibrate.py
 
-.PHONY: setup setup-jax demo examples tensorboard test test-jax bench clean
+.PHONY: setup setup-jax demo examples tensorboard test test-jax screenshots bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ test: setup-jax
 
 test-jax: setup-jax
 	KERAS_BACKEND=jax $(BIN)/python -m pytest -q $(JAX_TESTS)
+
+screenshots: setup  # refresh the README's pictures of the tab
+	bash .ci/ensure-chromium
+	BN_INSPECT_SCREENSHOTS=docs/img $(BIN)/python -m pytest -q tests/test_browser.py
 
 bench: setup
 	$(BIN)/python -m bench.run_all

@@ -11,6 +11,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -33,8 +34,9 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 HOSTILE_RUN = "<img src=x onerror=alert(1)>"
-# The README's pictures; set BN_INSPECT_SCREENSHOTS to save them elsewhere.
-SCREENSHOTS = Path(os.environ.get("BN_INSPECT_SCREENSHOTS", Path(__file__).resolve().parents[1] / "docs" / "img"))
+# Screenshots of each view go to a temporary folder; `make screenshots` points
+# BN_INSPECT_SCREENSHOTS at docs/img to refresh the README's pictures.
+SCREENSHOTS = Path(os.environ.get("BN_INSPECT_SCREENSHOTS", Path(tempfile.gettempdir()) / "bn-inspect-screenshots"))
 VIEWPORT = {"width": 1400, "height": 900}
 BACKGROUND = (255, 255, 255)
 
