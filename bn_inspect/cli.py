@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import importlib
+import math
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -113,7 +114,7 @@ def _gap_text(summary: report.RunSummary) -> str | None:
     if summary.output_gap is None:
         return None
     relative = summary.output_gap_relative
-    percent = f" ({100 * relative:.3g}%)" if relative is not None and relative == relative and relative < 1e6 else ""
+    percent = f" ({100 * relative:.3g}%)" if relative is not None and math.isfinite(relative) else ""
     return f"{summary.output_gap:.4g}{percent}"
 
 

@@ -41,12 +41,12 @@ def test_epochs(tmp_path, capsys):
 
 
 def test_initializers(tmp_path, capsys):
-    figures = initializers.main(tmp_path, scale=0.25)  # 250 samples: 8 steps
+    figures = initializers.main(tmp_path, scale=0.1)  # 128 samples (the least it takes): 4 steps
     assert "later batches" in capsys.readouterr().out.lower()
     runs = load_logdir(tmp_path / "initializers")
     assert sorted(runs) == ["constant_0.5", "default", "moving_only_0.5"]
     steps = figures["default"]["steps"]
-    assert steps == 8
+    assert steps == 4
     residual = runs["default"].batch_layers["bn"][schema.RESIDUAL_INIT_WEIGHT]
     assert residual.steps.tolist() == list(range(1, steps + 1))  # logged after every batch
     np.testing.assert_allclose(residual.values, 0.99 ** residual.steps, rtol=1e-5)
