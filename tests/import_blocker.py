@@ -1,9 +1,9 @@
 """Run Python code in a fresh interpreter where some top-level packages cannot be imported.
 
-A meta-path finder placed first on ``sys.meta_path`` raises ``ModuleNotFoundError`` for the
-blocked packages, exactly what ``import`` raises when a package is not installed, so code
-that imports them optionally (Keras and TensorBoard do, for TensorFlow) takes its
-"not installed" branch.
+Every finder on ``sys.meta_path`` is wrapped so that it does not find the blocked packages:
+``import`` then raises the genuine ``ModuleNotFoundError`` and ``importlib.util.find_spec``
+returns ``None``, as when the package is not installed, so code that probes for them
+(Keras, TensorBoard and PyTorch do, for TensorFlow) takes its "not installed" branch.
 """
 
 from __future__ import annotations
@@ -20,21 +20,26 @@ TESTS_DIR = Path(__file__).resolve().parent
 HEAVY = ("tensorflow", "keras", "jax", "jaxlib", "torch")
 
 _PRELUDE = """
-import importlib.abc
 import sys
 
 BLOCKED = frozenset({blocked!r})
 assert not [m for m in sys.modules if m.partition(".")[0] in BLOCKED], "blocked package imported at startup"
 
 
-class _NotInstalled(importlib.abc.MetaPathFinder):
+class _Hiding:  # not a MetaPathFinder subclass: its no-op methods would shadow the finder's
+    def __init__(self, finder):
+        self._finder = finder
+
     def find_spec(self, name, path=None, target=None):
         if name.partition(".")[0] in BLOCKED:
-            raise ModuleNotFoundError(f"No module named {{name!r}} (blocked by the test)", name=name)
-        return None
+            return None
+        return self._finder.find_spec(name, path, target)
+
+    def __getattr__(self, attribute):  # invalidate_caches, find_distributions, ...
+        return getattr(self._finder, attribute)
 
 
-sys.meta_path.insert(0, _NotInstalled())
+sys.meta_path[:] = [_Hiding(finder) for finder in sys.meta_path]
 sys.path.insert(0, {tests_dir!r})
 
 
