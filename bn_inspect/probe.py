@@ -51,7 +51,10 @@ def _flatten_outputs(outputs: Any, samples: int) -> np.ndarray:
 
 
 def compile_for_backend(fn: Callable) -> Callable:
-    """Compile ``fn`` once for the active Keras backend (tf.function / jax.jit / as is)."""
+    """Compile ``fn`` once for the active Keras backend (tf.function / jax.jit / torch eager).
+
+    On torch it runs without autograd and leaves torch's global random state as it was.
+    """
     backend = keras.backend.backend()
     if backend == "tensorflow":
         import tensorflow as tf
@@ -64,11 +67,13 @@ def compile_for_backend(fn: Callable) -> Callable:
     if backend == "torch":
         import torch
 
-        def no_grad(*args: Any) -> Any:
-            with torch.no_grad():
+        def isolated(*args: Any) -> Any:
+            # Unseeded Dropout on torch draws from torch's global RNG: fork it, so training
+            # draws the same masks with or without the probe.
+            with torch.no_grad(), torch.random.fork_rng():
                 return fn(*args)
 
-        return no_grad
+        return isolated
     return fn
 
 

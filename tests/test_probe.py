@@ -43,10 +43,10 @@ def test_output_gap_equals_numpy_of_keras_calls():
     probe_x = x[:32]
     result = Probe(model, find_batchnorm_layers(model), probe_x).run()
     before = snapshot(model)
-    trained_mode = np.asarray(model(probe_x, training=True))  # mutates moving stats...
+    trained_mode = keras.ops.convert_to_numpy(model(probe_x, training=True))  # mutates moving stats...
     for variable, value in zip(list(model.variables), before):  # ...so put them back
         variable.assign(value)
-    inference_mode = np.asarray(model(probe_x, training=False))
+    inference_mode = keras.ops.convert_to_numpy(model(probe_x, training=False))
     gap = stats.output_gap(result.outputs_training, result.outputs_inference)
     diff = np.abs(trained_mode.astype(np.float64) - inference_mode)
     np.testing.assert_allclose(gap[0], diff.mean(), rtol=1e-4)
@@ -83,7 +83,7 @@ def test_conv_layer_stats_match_feature_model():
     x = np.random.default_rng(0).normal(size=(10, 8, 8, 3)).astype("float32")
     found = find_batchnorm_layers(model)
     result = Probe(model, found, x).run()
-    feature = np.asarray(keras.Model(inputs, conv)(x), np.float64)  # no BN upstream: mode-free
+    feature = keras.ops.convert_to_numpy(keras.Model(inputs, conv)(x)).astype(np.float64)  # no BN upstream: mode-free
     np.testing.assert_allclose(result.batch_mean["bn"], feature.mean(axis=(0, 1, 2)), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(result.batch_variance["bn"], feature.var(axis=(0, 1, 2)), rtol=1e-5, atol=1e-6)
 
