@@ -44,3 +44,22 @@ def test_output_gap_and_nonfinite_and_drift():
     assert stats.nonfinite_channels(np.array([0.0, np.nan, 1.0, 0.0]), np.array([1.0, 1.0, -0.5, np.inf])) == 3
     series = np.array([[0.0, 0.0], [1.0, 1.0], [1.0, 3.0]])
     np.testing.assert_allclose(stats.drift(series), [0.0, 1.0, np.sqrt(2.0)])
+
+
+def test_sampling_gap_floor_matches_simulated_batches():
+    rng = np.random.default_rng(0)
+    for samples in (16, 64):
+        batches = rng.normal(size=(20000, samples))  # population mean 0, variance 1
+        mean_gap, variance_ratio = stats.sampling_gap_floor(samples)
+        np.testing.assert_allclose(np.mean(np.abs(batches.mean(1))), mean_gap, rtol=0.02)
+        np.testing.assert_allclose(np.mean(np.abs(np.log(batches.var(1)))), variance_ratio, rtol=0.1)
+    assert stats.sampling_gap_floor(1) == (np.inf, np.inf)
+
+
+def test_expected_normal_range_matches_simulation():
+    rng = np.random.default_rng(0)
+    for count in (2, 3, 8):
+        draws = rng.normal(size=(200000, count))
+        np.testing.assert_allclose(stats.expected_normal_range(count), np.ptp(draws, axis=1).mean(), rtol=0.01)
+    np.testing.assert_allclose(stats.expected_normal_range(2), 2 / np.sqrt(np.pi), rtol=1e-6)
+    assert stats.expected_normal_range(1) == 0.0
