@@ -3,9 +3,10 @@
     bn-inspect summary LOGDIR [--layers]
     bn-inspect compare LOGDIR RUN_A RUN_B [--epoch N]
     bn-inspect export LOGDIR [--format csv|parquet] [--output PATH]
+    bn-inspect doctor LOGDIR [--run RUN] [--format text|json]
 
 Errors (missing logdir, unknown run, no bn-inspect data, ...) print one line on stderr saying
-what to do instead and exit with code 2.
+what to do instead and exit with code 2. ``doctor`` exits with code 1 when it finds an error.
 
 A subcommand is one function decorated with :func:`command`, which takes the parsed
 arguments and returns the exit code:
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import importlib
+import json
 import math
 import os
 import sys
@@ -27,11 +29,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bn_inspect import report, schema
+from bn_inspect import doctor, report, schema
 from bn_inspect.reader import RunData, load_logdir, run_directories, to_dataframe
 from bn_inspect.table import format_table
 
 EXIT_USAGE = 2
+EXIT_FINDINGS = 1  # `doctor` found an error-level finding
 
 
 class CLIError(Exception):
@@ -232,6 +235,29 @@ def export(args: argparse.Namespace) -> int:
     if output != "-":
         print(f"wrote {len(frame)} rows ({len(runs)} runs) to {output}", file=sys.stderr)
     return 0
+
+
+# --- doctor --------------------------------------------------------------------------------
+@command(
+    "doctor",
+    "what is wrong with each run's BN layers and the fix, most severe first; exit code 1 on any error",
+    LOGDIR_ARG,
+    Arg("--run", action="append", dest="runs", metavar="RUN", help="check only this run (repeatable); default: every run"),
+    Arg("--format", choices=["text", "json"], default="text", help="output format (default: text)"),
+)
+def diagnose(args: argparse.Namespace) -> int:
+    runs = load_runs(args.logdir)
+    if args.runs:
+        runs = {name: pick_run(runs, name) for name in args.runs}
+    findings = doctor.diagnose(runs)
+    code = EXIT_FINDINGS if any(f.severity == doctor.ERROR for f in findings) else 0
+    if args.format == "json":
+        answer = {"runs": list(runs), "counts": doctor.counts(findings), "exit_code": code,
+                  "findings": [finding.to_dict() for finding in findings]}
+        print(json.dumps(answer, indent=2, allow_nan=False))
+    else:
+        print(doctor.format_report(findings, list(runs)))
+    return code
 
 
 # --- entry point ---------------------------------------------------------------------------
