@@ -12,37 +12,24 @@ import pytest
 import tensorflow as tf
 
 from bn_models import MODEL_BUILDERS, make_data, mlp_weights, snapshot
+from population_helpers import assert_population_close, numpy_population, randomise_bn
 from bn_inspect import BatchNormInspector, BatchNormInspectorWarning, load_logdir, population_statistics, schema
 from bn_inspect.population import PopulationStatistics
 from bn_inspect.probe_data import ProbeDataError
-from bn_inspect.stats import layer_gaps
+from bn_inspect.stats import layer_gaps, merge_moments
 
 
-def numpy_population(weights: dict, x: np.ndarray, frozen: tuple = ()) -> dict:
-    """The convention in numpy for the bn_models MLP: inference mode, bn1 normalising with its
-    population statistics (or its moving ones when frozen) before bn2 is measured."""
-    h1 = np.asarray(x, np.float64) @ weights["dense1"]["kernel"] + weights["dense1"]["bias"]
-    bn1 = weights["bn1"]
-    mean1, var1 = (bn1["moving_mean"], bn1["moving_variance"]) if "bn1" in frozen else (h1.mean(0), h1.var(0))
-    a1 = np.maximum(bn1["gamma"] * (h1 - mean1) / np.sqrt(var1 + 1e-3) + bn1["beta"], 0.0)
-    h2 = a1 @ weights["dense2"]["kernel"] + weights["dense2"]["bias"]
-    return {"bn1": (h1.mean(0), h1.var(0)), "bn2": (h2.mean(0), h2.var(0))}
-
-
-def randomise_bn(model: keras.Model, seed: int = 1) -> None:
-    """Non-default gamma, beta and moving statistics, so that substitutions matter."""
-    rng = np.random.default_rng(seed)
-    for layer in model._flatten_layers():
-        if isinstance(layer, keras.layers.BatchNormalization):
-            for variable in (layer.gamma, layer.beta, layer.moving_mean):
-                variable.assign(rng.normal(size=variable.shape).astype("float32"))
-            layer.moving_variance.assign(rng.uniform(0.5, 2.0, size=layer.moving_variance.shape).astype("float32"))
-
-
-def assert_population_close(got, mean, variance):
-    """rel <= 1e-5: the variance relative to itself, the mean relative to the channel's std."""
-    np.testing.assert_allclose(got.variance, variance, rtol=1e-5)
-    np.testing.assert_allclose(got.mean, mean, rtol=1e-5, atol=1e-5 * np.sqrt(variance).max())
+def test_merge_moments_is_exact_for_ragged_batches_with_a_large_mean():
+    rng = np.random.default_rng(0)
+    values = 1e6 + rng.normal(size=(1000, 3))  # sum-of-squares formulas lose every digit here
+    cuts = np.sort(rng.choice(np.arange(1, 1000), size=40, replace=False))
+    total = (np.zeros(3), np.zeros(3), np.zeros(3))  # an empty summary merges as a no-op
+    for part in np.split(values, cuts):
+        total = merge_moments(total, (np.full(3, len(part)), part.mean(0), ((part - part.mean(0)) ** 2).sum(0)))
+    count, mean, m2 = total
+    assert count.tolist() == [1000] * 3
+    np.testing.assert_allclose(mean, values.mean(0), rtol=1e-15)
+    np.testing.assert_allclose(m2 / count, values.var(0), rtol=1e-9)
 
 
 @pytest.mark.parametrize("form", ["arrays", "xy_tuple", "dataset_ragged"])

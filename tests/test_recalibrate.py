@@ -1,14 +1,18 @@
 """recalibrate: only the moving statistics change, and inference then computes what a numpy
 re-implementation of the network with those statistics computes."""
 
+import importlib.util
+import json
+
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from bn_models import MODEL_BUILDERS, make_data, mlp_weights, numpy_mlp_forward, snapshot
+from import_blocker import check, run_python
 from bn_inspect import population_statistics, recalibrate
-from test_population import assert_population_close, numpy_population, randomise_bn
+from population_helpers import assert_population_close, numpy_population, randomise_bn
 
 
 def _trained(builder: str, seed: int = 0) -> tuple[keras.Model, np.ndarray]:
@@ -86,3 +90,33 @@ def test_dataset_input_progress_bar_and_renorm(capsys):
     np.testing.assert_allclose(stddev**2, variance + layer.epsilon, rtol=1e-6)
     recalibrate(model, x, progress=False)
     assert capsys.readouterr().out == ""
+
+
+@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed")
+def test_jax_backend_without_tensorflow():
+    out = check(run_python("""
+        import json
+        import keras
+        import numpy as np
+        from bn_models import make_data, mlp_weights, numpy_mlp_forward, subclassed_mlp
+        from population_helpers import numpy_population, randomise_bn
+        from bn_inspect import recalibrate
+
+        keras.utils.set_random_seed(0)
+        model = subclassed_mlp()
+        randomise_bn(model)
+        x = make_data(101)[0]
+        expected = numpy_population(mlp_weights(model), x)  # before: the convention itself
+        report = recalibrate(model, x, batch_size=16, progress=False)
+        errors = []
+        for path, layer in report.items():
+            mean, variance = expected[path.split("/")[-1]]
+            errors.append(float(np.max(np.abs(layer.new_variance / variance - 1))))
+            errors.append(float(np.max(np.abs(layer.new_mean - mean) / np.sqrt(variance))))
+        outputs, _ = numpy_mlp_forward(mlp_weights(model), x, training=False)
+        errors.append(float(np.max(np.abs(np.asarray(model(x, training=False)) - outputs))))
+        print(json.dumps({"backend": keras.backend.backend(), "tf": loaded(["tensorflow"]), "errors": errors}))
+    """, blocked=["tensorflow"], env={"KERAS_BACKEND": "jax"}))
+    result = json.loads(out.splitlines()[-1])
+    assert result["backend"] == "jax" and result["tf"] == []
+    assert max(result["errors"]) < 1e-5, result["errors"]
