@@ -238,6 +238,29 @@ def test_mixed_float16_logs_float32_probe_matches_and_counts_skipped_steps(tmp_p
         keras.config.set_dtype_policy("float32")
 
 
+def test_updates_count_the_steps_run_with_steps_per_execution_and_early_stop(tmp_path):
+    class StopInEpoch2(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+
+        def on_train_batch_end(self, batch, logs=None):
+            if self.epoch == 1:
+                self.model.stop_training = True
+
+    x, y = make_data()  # 96 samples, 3 steps of 32 per epoch
+    for name, steps_per_execution, extra in (("spe2", 2, []), ("stopped", 1, [StopInEpoch2()])):
+        keras.utils.set_random_seed(0)
+        model = sequential_mlp()
+        model.compile("sgd", "mse", steps_per_execution=steps_per_execution)
+        _quiet_fit(model, x, y, epochs=2, verbose=0, callbacks=[BatchNormInspector(tmp_path / name), *extra])
+        updates = load_logdir(tmp_path / name)["."].layers["bn1"][schema.UPDATES].values
+        assert updates[-1] == int(model.optimizer.iterations.numpy()) == (6 if name == "spe2" else 4)
+    # counting steps in on_train_batch_begin keeps Keras' async batch dispatch (JAX, torch)
+    plain = keras.callbacks.CallbackList([keras.callbacks.Callback()], model=model)
+    inspected = keras.callbacks.CallbackList([BatchNormInspector(tmp_path / "async")], model=model)
+    assert inspected._async_train == plain._async_train
+
+
 # --- 3. tf.distribute.MirroredStrategy -----------------------------------------------------
 
 def test_mirrored_strategy_chief_writes_once_and_replica_divergence_is_recorded(tmp_path):
