@@ -15,8 +15,9 @@ import epochs
 import frozen_backbone
 import initializers
 import modes
+import recalibrate
 
-EXAMPLES = (epochs, initializers, modes, frozen_backbone)
+EXAMPLES = (epochs, initializers, modes, frozen_backbone, recalibrate)
 
 
 def main() -> None:
