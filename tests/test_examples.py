@@ -13,6 +13,7 @@ from bn_inspect import load_logdir, schema
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
 
+import common  # noqa: E402
 import epochs  # noqa: E402
 import frozen_backbone  # noqa: E402
 import initializers  # noqa: E402
@@ -73,7 +74,7 @@ def test_modes_single_sample_output_is_beta_through_the_head(tmp_path, capsys):
 
     # the single-sample call was a training step: m * old + (1 - m) * that sample's statistics
     dense_kernel, dense_bias = (v.numpy().astype(np.float64) for v in model.get_layer("dense").weights)
-    sample_features = epochs.article_data()[0][:1].astype(np.float64) @ dense_kernel + dense_bias
+    sample_features = common.article_data()[0][:1].astype(np.float64) @ dense_kernel + dense_bias
     before, after = result["moving_stats_before"], result["moving_stats_after"]
     np.testing.assert_allclose(after["moving_mean"], 0.99 * before["moving_mean"] + 0.01 * sample_features[0], atol=1e-6)
     np.testing.assert_allclose(after["moving_variance"], 0.99 * before["moving_variance"], atol=1e-6)
