@@ -5,7 +5,8 @@ Usage: python mirrored_fit.py LOG_ROOT OUT_NPZ
 Trains one model with ``synchronized=False`` BN layers (run ``LOG_ROOT/unsync``) and one with
 ``synchronized=True`` (``LOG_ROOT/sync``), then saves into OUT_NPZ what the test checks the
 logs against, computed independently of bn-inspect: every replica's copy of the final BN
-variables, and numpy batch statistics of the first BN layer's input on each half of the probe.
+variables, numpy batch statistics of the first BN layer's input on each half of the probe, and
+whether training without the inspector ends in bitwise the same variables.
 """
 
 import os
@@ -46,14 +47,18 @@ def main(log_root: str, out_path: str) -> None:
     probe = x[:16].copy()
     probe[8:] += 3.0  # the second replica's shard differs clearly from the first's
     out = {}
-    for name, synchronized in (("unsync", False), ("sync", True)):
+    final = {}
+    for name, synchronized in (("plain", False), ("unsync", False), ("sync", True)):
         keras.utils.set_random_seed(0)
         with strategy.scope():
             model, feature_model = build(synchronized)
+        callbacks = [] if name == "plain" else [BatchNormInspector(os.path.join(log_root, name), probe_data=probe)]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            model.fit(x, y, batch_size=8, epochs=2, verbose=0,
-                      callbacks=[BatchNormInspector(os.path.join(log_root, name), probe_data=probe)])
+            model.fit(x, y, batch_size=8, epochs=2, verbose=0, callbacks=callbacks)
+        final[name] = [np.asarray(c) for v in model.variables for c in strategy.experimental_local_results(v.value)]
+        if name == "plain":
+            continue
         for layer_name in ("bn1", "bn2"):
             layer = model.get_layer(layer_name)
             for variable in (layer.moving_mean, layer.moving_variance, layer.gamma, layer.beta):
@@ -63,6 +68,10 @@ def main(log_root: str, out_path: str) -> None:
         out[f"{name}/bn1/shard_mean"] = np.stack([s.mean(axis=0) for s in shards])
         out[f"{name}/bn1/shard_variance"] = np.stack([s.var(axis=0) for s in shards])
         out[f"{name}/bn1/probe_variance"] = np.asarray(feature_model(probe), np.float64).var(axis=0)
+    plain, inspected = final["plain"], final["unsync"]
+    out["unchanged_by_inspector"] = len(plain) == len(inspected) and all(
+        a.tobytes() == b.tobytes() for a, b in zip(plain, inspected)
+    )
     np.savez(out_path, **out)
 
 
