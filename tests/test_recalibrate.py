@@ -51,7 +51,7 @@ def test_only_moving_statistics_change_and_inference_matches_numpy(builder):
         np.testing.assert_allclose(layer.new_variance, variance, rtol=1e-5)
         np.testing.assert_allclose(layer.new_mean, mean, rtol=1e-5, atol=1e-5 * np.sqrt(variance).max())
     outputs, bn_inputs = numpy_mlp_forward(weights, x, training=False)
-    np.testing.assert_allclose(model(x, training=False), outputs, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(model(x, training=False)), outputs, rtol=1e-5, atol=1e-5)
     for name, h in bn_inputs.items():  # the fixed point: each layer's inference input has its statistics
         np.testing.assert_allclose(h.var(0), weights[name]["moving_variance"], rtol=1e-5)
 
@@ -114,7 +114,7 @@ def test_jax_backend_without_tensorflow():
             errors.append(float(np.max(np.abs(layer.new_variance / variance - 1))))
             errors.append(float(np.max(np.abs(layer.new_mean - mean) / np.sqrt(variance))))
         outputs, _ = numpy_mlp_forward(mlp_weights(model), x, training=False)
-        errors.append(float(np.max(np.abs(np.asarray(model(x, training=False)) - outputs))))
+        errors.append(float(np.max(np.abs(keras.ops.convert_to_numpy(model(x, training=False)) - outputs))))
         print(json.dumps({"backend": keras.backend.backend(), "tf": loaded(["tensorflow"]), "errors": errors}))
     """, blocked=["tensorflow"], env={"KERAS_BACKEND": "jax"}))
     result = json.loads(out.splitlines()[-1])
