@@ -1,7 +1,7 @@
 """Pure numpy numerics of bn-inspect: no Keras, no TensorFlow.
 
 Example:
-    >>> residual_init_weight(0.99, 100).round(3)
+    >>> round(float(residual_init_weight(0.99, 100)), 3)
     0.366
     >>> layer_gaps(np.array([1.0]), np.array([4.0]), np.array([0.0]), np.array([1.0]), 0.0)
     (1.0, 1.3862943611198906)
