@@ -3,7 +3,7 @@
 That is the user this serves: Keras' own TensorBoard callback needs TensorFlow to write,
 bn-inspect does not. A child process trains with the inspector and records the model's
 weights at every logged step; this process reads the logs and checks them against those
-weights and against a numpy forward pass.
+weights, a numpy forward pass and numpy population statistics.
 """
 
 import importlib.util
@@ -14,6 +14,7 @@ import pytest
 
 from bn_models import numpy_mlp_forward
 from import_blocker import check, run_python
+from population_helpers import numpy_population
 from bn_inspect import load_logdir, schema
 
 EPOCHS, BATCH_SIZE, SAMPLES, PROBE = 2, 16, 96, 32
@@ -49,7 +50,8 @@ def _train_without_tensorflow(backend: str, log_dir, weights_file) -> dict:
             def on_epoch_end(self, epoch, logs=None):
                 weights[epoch + 1] = mlp_weights(self.model)
 
-        inspector = BatchNormInspector({str(log_dir)!r}, probe_data=x[:{PROBE}], log_every_n_batches={LOG_EVERY})
+        inspector = BatchNormInspector({str(log_dir)!r}, probe_data=x[:{PROBE}], log_every_n_batches={LOG_EVERY},
+                                       reference_data=x)
         model.fit(x, y, epochs={EPOCHS}, batch_size={BATCH_SIZE}, verbose=0, callbacks=[inspector, Record()])
         np.savez({str(weights_file)!r}, x=x, **{{
             f"{{step}}/{{layer}}/{{name}}": value
@@ -85,6 +87,7 @@ def test_callback_logs_exact_values_without_tensorflow(tmp_path, backend):
     for step in range(EPOCHS + 1):
         train_out, bn_inputs = numpy_mlp_forward(weights[step], x[:PROBE], training=True)
         infer_out, _ = numpy_mlp_forward(weights[step], x[:PROBE], training=False)
+        population = numpy_population(weights[step], x)
         for path, name in LAYER_NAMES.items():
             logged = run.layers[path]
             for quantity in schema.VARIABLE_QUANTITIES:  # bitwise: float64 copies of float32 values
@@ -93,6 +96,10 @@ def test_callback_logs_exact_values_without_tensorflow(tmp_path, backend):
                                        rtol=1e-5, atol=1e-6)
             np.testing.assert_allclose(logged[schema.PROBE_BATCH_VARIANCE].at(step), bn_inputs[name].var(axis=0),
                                        rtol=1e-5, atol=1e-6)
+            mean, variance = population[name]
+            np.testing.assert_allclose(logged[schema.POPULATION_VARIANCE].at(step), variance, rtol=1e-5)
+            np.testing.assert_allclose(logged[schema.POPULATION_MEAN].at(step), mean,
+                                       rtol=1e-5, atol=1e-5 * np.sqrt(variance).max())
         np.testing.assert_allclose(run.model[schema.OUTPUT_TRAINING].at(step), train_out, rtol=1e-4, atol=1e-5)
         np.testing.assert_allclose(run.model[schema.OUTPUT_INFERENCE].at(step), infer_out, rtol=1e-4, atol=1e-5)
     steps_per_epoch = SAMPLES // BATCH_SIZE
