@@ -1,9 +1,9 @@
-"""The callback on JAX and PyTorch, in a process where TensorFlow cannot be imported.
+"""The callback and recalibrate() on JAX and PyTorch, in a process where TensorFlow cannot be imported.
 
 That is the user this serves: Keras' own TensorBoard callback needs TensorFlow to write,
 bn-inspect does not. A child process trains with the inspector and records the model's
-weights at every logged step; this process reads the logs and checks them against those
-weights, a numpy forward pass and numpy population statistics.
+weights at every logged step, then recalibrates the model; this process reads the logs and
+checks them against those weights, a numpy forward pass and numpy population statistics.
 """
 
 import importlib.util
@@ -20,6 +20,8 @@ from bn_inspect import load_logdir, schema
 EPOCHS, BATCH_SIZE, SAMPLES, PROBE = 2, 16, 96, 32
 LOG_EVERY = 3
 LAYER_NAMES = {"backbone/bn1": "bn1", "bn2": "bn2"}  # logged path -> layer name in bn_models
+RECALIBRATED = EPOCHS + 1  # the key of the weights recorded after recalibrate()
+MOVING = ("moving_mean", "moving_variance")
 
 
 def _backend(name: str):
@@ -29,13 +31,13 @@ def _backend(name: str):
 
 
 def _train_without_tensorflow(backend: str, log_dir, weights_file) -> dict:
-    """Train the nested MLP with the inspector in a child process; return what it reports."""
+    """Train and recalibrate the nested MLP in a child process; return what it reports."""
     out = check(run_python(f"""
         import json
         import keras
         import numpy as np
         from bn_models import make_data, mlp_weights, nested_mlp
-        from bn_inspect import BatchNormInspector
+        from bn_inspect import BatchNormInspector, recalibrate
 
         keras.utils.set_random_seed(0)
         model = nested_mlp()
@@ -53,6 +55,8 @@ def _train_without_tensorflow(backend: str, log_dir, weights_file) -> dict:
         inspector = BatchNormInspector({str(log_dir)!r}, probe_data=x[:{PROBE}], log_every_n_batches={LOG_EVERY},
                                        reference_data=x)
         model.fit(x, y, epochs={EPOCHS}, batch_size={BATCH_SIZE}, verbose=0, callbacks=[inspector, Record()])
+        recalibrate(model, x, batch_size=40, progress=False)
+        weights[{RECALIBRATED}] = mlp_weights(model)
         np.savez({str(weights_file)!r}, x=x, **{{
             f"{{step}}/{{layer}}/{{name}}": value
             for step, layers in weights.items() for layer, named in layers.items() for name, value in named.items()
@@ -104,4 +108,19 @@ def test_callback_logs_exact_values_without_tensorflow(tmp_path, backend):
         np.testing.assert_allclose(run.model[schema.OUTPUT_INFERENCE].at(step), infer_out, rtol=1e-4, atol=1e-5)
     steps_per_epoch = SAMPLES // BATCH_SIZE
     batch_steps = list(range(LOG_EVERY, EPOCHS * steps_per_epoch + 1, LOG_EVERY))
-    assert run.batch_layers["bn2"][schema.MOVING_MEAN].steps.tolist() == batch_steps
+    within_epoch = run.batch_layers["bn2"][schema.MOVING_MEAN]
+    assert within_epoch.steps.tolist() == batch_steps
+    for epoch in range(1, EPOCHS + 1):  # the last step of an epoch holds the epoch-end values
+        expected = weights[epoch]["bn2"]["moving_mean"].astype(np.float32)
+        assert within_epoch.at(epoch * steps_per_epoch).tobytes() == expected.tobytes()
+
+    # recalibrate(): the moving statistics become the population statistics, nothing else changes
+    trained, recalibrated = weights[EPOCHS], weights[RECALIBRATED]
+    population = numpy_population(trained, x)
+    for name, (mean, variance) in population.items():
+        np.testing.assert_allclose(recalibrated[name]["moving_variance"], variance, rtol=1e-5)
+        np.testing.assert_allclose(recalibrated[name]["moving_mean"], mean, rtol=1e-5, atol=1e-5 * np.sqrt(variance).max())
+    for layer, named in trained.items():
+        for name, value in named.items():
+            if name not in MOVING:
+                assert recalibrated[layer][name].tobytes() == value.tobytes(), (layer, name)
