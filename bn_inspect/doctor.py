@@ -37,7 +37,7 @@ SEVERITIES = (ERROR, WARNING, INFO)  # most severe first
 VIEW_RUNS = "runs"  # "Runs & configurations": run config, per-layer config (trainable, ...)
 VIEW_EPOCHS = "epochs"  # per-layer, per-channel heatmap of one quantity over epochs
 VIEW_COMPARE = "compare"  # runs compared, incl. the residual initializer weight momentum**t
-VIEW_MODES = "modes"  # training vs inference: output gap, per-layer probe and population gaps
+VIEW_MODES = "modes"  # training vs inference: output gap; per-layer probe gaps, staleness, replicas
 VIEWS = (VIEW_RUNS, VIEW_EPOCHS, VIEW_COMPARE, VIEW_MODES)
 
 # --- thresholds ------------------------------------------------------------------------------
@@ -472,47 +472,74 @@ def _epochs_trained(run: RunData) -> int:
 
 def check_frozen(run: RunData) -> list[Finding]:
     """BN layers with ``trainable=False`` (inference mode during training, fixed statistics) in
-    a run that trained: the fine-tuning trap. Error when a frozen layer still holds its
-    initializers' constants (it never estimated any statistics), else warning."""
+    a run that trained: the fine-tuning trap.
+
+    With ``reference_data`` logged, a frozen layer's statistics are compared with the population
+    statistics of the input it now sees (thresholds of :func:`check_staleness`): error when they
+    are a whole standard deviation or a factor 4 in variance off, warning from 0.2, info when
+    they fit. Without it: warning (the fit cannot be checked). Error in any case when a frozen
+    layer still holds its initializers' constants: it never estimated any statistics.
+    """
     layers = _layers(run)
     frozen = [layer for layer in layers if layer.frozen]
     epochs_trained = _epochs_trained(run)
     last = _last_epoch(run)
     if not frozen or epochs_trained == 0 or last is None:
         return []
-    at_init = [layer.path for layer in frozen if _at_initializers(layer, last)]
-    steps_per_epoch = (run.config or {}).get("steps_per_epoch")
-    trainable = len(layers) - len(frozen)
-    first = at_init[0] if at_init else frozen[0].path
+    at_init = [layer for layer in frozen if _at_initializers(layer, last)]
+    gaps = {layer.path: _population_gaps(layer) for layer in frozen}
+    misfits = {path: _misfit(gap[1], gap[2]) for path, gap in gaps.items() if gap is not None}
+    misfit = [layer for layer in frozen if misfits.get(layer.path)]
+    unmeasured = [layer for layer in frozen if gaps[layer.path] is None]
+    named = (at_init or misfit or frozen)[0]
+    gap = gaps[named.path]
+    count = f"{len(frozen)} BN layer(s) frozen (inference mode, fixed statistics)"
+    refresh = "set trainable=True, bn_inspect.recalibrate(model, x_new), freeze again, recompile"
     if at_init:
-        title = f"'{first}' is frozen with its initializers' statistics: it has never normalised anything"
+        severity = ERROR
+        title = f"'{named.path}' is frozen with its initializers' statistics: it has never normalised anything"
         fix = "train the layer before freezing it, or run bn_inspect.recalibrate(model, x_train) while it is trainable, then freeze"
-    else:
+    elif misfit:
+        severity = ERROR if ERROR in misfits.values() else WARNING
         title = (
-            f"{len(frozen)} BN layer(s) frozen (inference mode, fixed statistics) while the model trained "
-            f"{epochs_trained} epoch(s)"
+            f"'{named.path}' is frozen and no longer normalises the data it sees: its statistics are "
+            f"{gap[1]:.2g} sd and x{math.exp(gap[2]):.2g} in variance off the reference data's"
         )
+        fix = f"refresh the frozen layers' statistics on the new data before fine-tuning: {refresh}"
+    elif unmeasured:
+        severity = WARNING
+        title = f"{count} while the model trained {_plural(epochs_trained, 'epoch')}"
         fix = (
-            "if the new data differs from the pre-training data, refresh their statistics first: "
-            "set trainable=True, bn_inspect.recalibrate(model, x_new), freeze again, recompile"
+            "pass reference_data to BatchNormInspector to check them against the new data; "
+            f"if they differ: {refresh}"
         )
+    else:
+        severity = INFO
+        title = f"{count}; their statistics fit the reference data"
+        fix = "nothing to do while the data stays like the reference data"
+    steps_per_epoch = (run.config or {}).get("steps_per_epoch")
     return [
         Finding(
             id="frozen_bn",
-            severity=ERROR if at_init else WARNING,
+            severity=severity,
             run=run.name,
-            layer=first,
+            layer=named.path,
             title=title,
             evidence={
                 "frozen_bn_layers": len(frozen),
-                "trainable_bn_layers": trainable,
+                "trainable_bn_layers": len(layers) - len(frozen),
                 "frozen_at_initializers": len(at_init),
+                "frozen_misfit": len(misfit),
+                "frozen_unmeasured": len(unmeasured),
+                "population_mean_gap": gap[1] if gap else None,
+                "population_var_log_ratio": gap[2] if gap else None,
                 "epochs_trained": epochs_trained,
                 "steps_trained": epochs_trained * steps_per_epoch if steps_per_epoch else None,
                 "layers": _listed([layer.path for layer in frozen]),
             },
             fix=fix,
-            view=VIEW_RUNS,
+            view=VIEW_MODES if misfits.get(named.path) else VIEW_RUNS,
+            quantity=schema.POPULATION_MEAN_GAP if misfits.get(named.path) else None,
             step=last,
         )
     ]
@@ -673,21 +700,36 @@ def check_tiny_variance(run: RunData) -> list[Finding]:
 
 
 # --- 6. EMA staleness --------------------------------------------------------------------------
+def _population_gaps(layer: _Layer) -> tuple[int, float, float] | None:
+    """``(step, mean gap, variance log ratio)`` to the population statistics, last logged."""
+    mean_gap, variance_ratio = layer.last(schema.POPULATION_MEAN_GAP), layer.last(schema.POPULATION_VAR_LOG_RATIO)
+    if mean_gap is None or variance_ratio is None:
+        return None
+    return mean_gap[0], _scalar(mean_gap[1]), _scalar(variance_ratio[1])
+
+
+def _misfit(mean_gap: float, variance_ratio: float) -> str | None:
+    """Severity of statistics that are ``mean_gap`` / ``variance_ratio`` off exact ones."""
+    if mean_gap >= MEAN_GAP_ERROR or variance_ratio >= VAR_LOG_RATIO_ERROR:
+        return ERROR
+    if mean_gap >= MEAN_GAP_WARNING or variance_ratio >= VAR_LOG_RATIO_WARNING:
+        return WARNING
+    return None
+
+
 def check_staleness(run: RunData) -> list[Finding]:
-    """Moving statistics far from the exact population statistics of the reference data at the
-    last step they were computed (only when the run logged ``reference_data``)."""
+    """Trainable layers' moving statistics far from the exact population statistics of the
+    reference data at the last step they were computed (only when the run logged
+    ``reference_data``; frozen layers are :func:`check_frozen`'s)."""
     hits = []
     for layer in _layers(run):
-        mean_gap, variance_ratio = layer.last(schema.POPULATION_MEAN_GAP), layer.last(schema.POPULATION_VAR_LOG_RATIO)
-        if layer.frozen or mean_gap is None or variance_ratio is None:
-            continue
-        step, mg, vr = mean_gap[0], _scalar(mean_gap[1]), _scalar(variance_ratio[1])
-        if mg >= MEAN_GAP_WARNING or vr >= VAR_LOG_RATIO_WARNING:
-            hits.append((layer, step, mg, vr))
+        gap = None if layer.frozen else _population_gaps(layer)
+        if gap is not None and _misfit(gap[1], gap[2]):
+            hits.append((layer, *gap))
     if not hits:
         return []
     layer, step, mean_gap, variance_ratio = hits[0]
-    severe = [hit for hit in hits if hit[2] >= MEAN_GAP_ERROR or hit[3] >= VAR_LOG_RATIO_ERROR]
+    severe = [hit for hit in hits if _misfit(hit[2], hit[3]) == ERROR]
     return [
         Finding(
             id="stale_moving_stats",
@@ -766,8 +808,8 @@ def check_replica_divergence(run: RunData) -> list[Finding]:
                 "layers": _listed([hit[0].path for hit in hits]),
             },
             fix="use BatchNormalization(synchronized=True): it all-reduces the batch statistics across replicas",
-            view=VIEW_EPOCHS,
-            quantity=schema.REPLICA_BATCH_MEAN_SPREAD,
+            view=VIEW_MODES,
+            quantity=schema.REPLICA_MEAN_SPREAD_GAP,
             step=step,
         )
     ]

@@ -6,6 +6,7 @@ runs one)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import subprocess
@@ -89,6 +90,21 @@ class BreakStatistics(keras.callbacks.Callback):
         bn2.moving_mean.assign(mean)
 
 
+def _frozen_backbone(x: np.ndarray, shift_sd: float) -> keras.Model:
+    """The MLP with dense1 and bn1 frozen (a pre-trained backbone); bn1's moving statistics are
+    the exact population statistics of its input over ``x``, the mean shifted by ``shift_sd``
+    standard deviations."""
+    model = _mlp(0.9)
+    features = _bn1_input(model, x)
+    mean, variance = features.mean(0), features.var(0)
+    bn1 = model.get_layer("bn1")
+    bn1.moving_mean.assign((mean + shift_sd * np.sqrt(variance)).astype("float32"))
+    bn1.moving_variance.assign(variance.astype("float32"))
+    model.get_layer("dense1").trainable = False
+    bn1.trainable = False
+    return model
+
+
 def _fit(model, log_dir, x, y, epochs, batch_size=BATCH, callbacks=(), **inspector) -> keras.Model:
     model.compile("adam", "mse")
     with warnings.catch_warnings():
@@ -112,17 +128,16 @@ def trained(tmp_path_factory):
         "short": _fit(_mlp(0.99), root / "short", x, y, epochs=1, reference_data=x, **probe),
         "small_batch": _fit(_mlp(0.9), root / "small_batch", x[:40], y[:40], epochs=1, batch_size=2, **probe),
         "not_updating": _fit(_inference_mode_backbone(), root / "not_updating", x, y, epochs=1),
-        "broken": _fit(_mlp(0.9), root / "broken", x, y, epochs=1, callbacks=[BreakStatistics()], **probe),
+        "broken": _fit(_mlp(0.9), root / "broken", x, y, epochs=1, callbacks=[BreakStatistics()]),
     }
     frozen = _mlp(0.9)
     frozen.get_layer("bn2").trainable = False  # frozen before it ever saw data
     models["frozen"] = _fit(frozen, root / "frozen", x, y, epochs=1, **probe)
-    pretrained = _mlp(0.9)
-    bn2 = pretrained.get_layer("bn2")
-    bn2.moving_mean.assign(np.full(8, 0.5, "float32"))  # as if loaded from a pre-trained model
-    bn2.moving_variance.assign(np.full(8, 2.0, "float32"))
-    bn2.trainable = False
-    models["frozen_pretrained"] = _fit(pretrained, root / "frozen_pretrained", x, y, epochs=5, **probe)
+    # a frozen pre-trained backbone (dense1, bn1) whose statistics fit the data, or are 3 sd off
+    models["frozen_fitting"] = _fit(_frozen_backbone(x, 0.0), root / "frozen_fitting", x, y, epochs=5,
+                                    reference_data=x, **probe)
+    models["frozen_shifted"] = _fit(_frozen_backbone(x, 3.0), root / "frozen_shifted", x, y, epochs=1,
+                                    reference_data=x, **probe)
     runs = load_logdir(root)
     return {"root": str(root), "runs": runs, "models": models, "x": x, "findings": doctor.diagnose(runs)}
 
@@ -258,13 +273,35 @@ def test_frozen_before_training_is_an_error(trained):
     assert (bn2["moving_mean"] == 0).all() and (bn2["moving_variance"] == 1).all()  # what the doctor saw
 
 
-def test_frozen_pretrained_layer_is_the_fine_tuning_trap(trained):
-    finding = _findings(trained, "frozen_pretrained")["frozen_bn"]
-    assert (finding.severity, finding.layer) == ("warning", "bn2")
-    assert finding.evidence["frozen_at_initializers"] == 0
+def test_frozen_backbone_whose_statistics_fit_the_data_is_info(trained):
+    finding = _findings(trained, "frozen_fitting")["frozen_bn"]
+    assert (finding.severity, finding.layer, finding.view) == ("info", "bn1", "runs")
+    assert finding.evidence["population_mean_gap"] < 1e-3 and finding.evidence["population_var_log_ratio"] < 1e-3
     assert finding.evidence["epochs_trained"] == 5 and finding.evidence["steps_trained"] == 5 * STEPS
-    assert "recalibrate" in finding.fix
-    assert list(_findings(trained, "frozen_pretrained")) == ["frozen_bn"]  # bn_not_updating skips frozen layers
+    assert list(_findings(trained, "frozen_fitting")) == ["frozen_bn"]  # bn_not_updating skips frozen layers
+
+
+def test_frozen_backbone_on_other_statistics_is_the_fine_tuning_trap(trained):
+    finding = _findings(trained, "frozen_shifted")["frozen_bn"]
+    model, x = trained["models"]["frozen_shifted"], trained["x"]
+    features, bn1 = _bn1_input(model, x), _weights(model, "bn1")
+    mean_gap, var_ratio = _gaps(features.mean(0), features.var(0), bn1["moving_mean"], bn1["moving_variance"])
+    assert mean_gap == pytest.approx(3.0, rel=1e-3)  # as crafted
+    assert (finding.severity, finding.layer, finding.view) == ("error", "bn1", "modes")
+    np.testing.assert_allclose(finding.evidence["population_mean_gap"], mean_gap, rtol=1e-4)
+    np.testing.assert_allclose(finding.evidence["population_var_log_ratio"], var_ratio, atol=1e-5)
+    assert finding.evidence["frozen_misfit"] == 1 and "recalibrate" in finding.fix
+    stale = _findings(trained, "frozen_shifted")["stale_moving_stats"]  # bn2 after it: 1 epoch, and bn1 broke it
+    assert stale.evidence["layers"] == ["bn2"]  # frozen layers are check_frozen's
+
+
+def test_frozen_without_reference_data_is_a_warning(trained):
+    run = trained["runs"]["frozen_fitting"]
+    unmeasured = {path: {q: series for q, series in quantities.items() if not q.startswith("population_")}
+                  for path, quantities in run.layers.items()}
+    (finding,) = doctor.check_frozen(dataclasses.replace(run, layers=unmeasured))
+    assert (finding.severity, finding.layer) == ("warning", "bn1")
+    assert finding.evidence["frozen_unmeasured"] == 1 and "reference_data" in finding.fix
 
 
 def test_trainable_layer_called_in_inference_mode_does_not_update(trained):
@@ -387,7 +424,7 @@ def _cli(capsys, *argv: str) -> tuple[int, str, str]:
 def test_cli_exit_codes(trained, capsys):
     root = trained["root"]
     assert _cli(capsys, "doctor", root, "--run", "healthy")[0] == 0
-    assert _cli(capsys, "doctor", root, "--run", "frozen_pretrained")[0] == 0  # warnings only
+    assert _cli(capsys, "doctor", root, "--run", "frozen_fitting")[0] == 0  # info only
     assert _cli(capsys, "doctor", root)[0] == 1
     code, _, err = _cli(capsys, "doctor", root, "--run", "nope")
     assert code == 2 and "unknown run 'nope'" in err
