@@ -396,6 +396,22 @@ def test_every_finding_is_complete_and_json_able(trained):
         assert json.loads(json.dumps(finding.to_dict(), allow_nan=False)) == finding.to_dict()
 
 
+def test_findings_need_only_the_declared_quantities(trained):
+    """The tab reads only doctor.LAYER_QUANTITIES_USED and MODEL_QUANTITIES_USED."""
+    reduced = {
+        name: dataclasses.replace(
+            run,
+            layers={path: {q: s for q, s in quantities.items() if q in doctor.LAYER_QUANTITIES_USED}
+                    for path, quantities in run.layers.items()},
+            model={q: s for q, s in run.model.items() if q in doctor.MODEL_QUANTITIES_USED},
+            batch_layers={},
+            scalars={},
+        )
+        for name, run in trained["runs"].items()
+    }
+    assert doctor.diagnose(reduced) == trained["findings"]
+
+
 def test_view_ids_are_the_tabs():
     from pathlib import Path
 
