@@ -4,13 +4,15 @@ Data routes (relative to ``/data/plugin/bn_inspect/``); binary answers use
 :mod:`tb_plugin.payload`, errors are 4xx JSON ``{"error": "..."}``:
 
 ``runs``
-    JSON: every run with bn-inspect data, its config and per-layer headline figures.
+    JSON: every run with bn-inspect data, its config and per-layer headline figures (frozen
+    layers, non-finite channels).
 ``series?run=R&layer=L&quantity=Q[&timeline=epoch|batch]``
     Binary: ``values`` ``[steps, channels]``, ``drift`` ``[steps]``, ``epochs`` ``[steps]``.
 ``compare?run=R1&run=R2...&layer=L``
     Binary: channel summaries over epochs per run, residual initializer weight, distances.
 ``modes?run=R``
-    Binary: model-output gap over epochs, per-layer gaps ``[layers, steps]``.
+    Binary: model-output gap over epochs; per-layer probe gaps, EMA staleness and replica
+    spread ``[layers, steps]``; max staleness and replica spread over epochs.
 ``layer_step?run=R&layer=L&step=S``
     Binary: every per-channel quantity of the layer at step ``S``.
 

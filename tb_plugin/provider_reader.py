@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 from tensorboard.data import provider
+from tensorboard.plugins.scalar import metadata as scalar_metadata
 
 from bn_inspect import schema
 from bn_inspect.reader import Series
@@ -118,12 +119,28 @@ class ProviderReader:
         data = self._read_tags(run.name, list(wanted))
         return {wanted[tag]: dedupe_last((d.step, d.wall_time, d.numpy) for d in datums) for tag, datums in data.items()}
 
-    def config(self, run: RunIndex) -> dict | None:
-        """The newest run-config record (highest step, last written), or ``None``."""
+    def configs(self, run: RunIndex) -> list[tuple[int, dict]]:
+        """Every run-config record (one per fit) as ``(step, record)``, by step, in the order
+        written within a step (as :attr:`bn_inspect.reader.RunData.configs`)."""
         tag = run.config_tag
         datums = self._read_tags(run.name, [tag]) if tag else {}
-        points = datums.get(tag, [])
-        if not points:
-            return None
-        _, newest = max(enumerate(points), key=lambda item: (item[1].step, item[0]))
-        return json.loads(_text(newest.numpy))
+        points = sorted(enumerate(datums.get(tag, [])), key=lambda item: (item[1].step, item[0]))
+        return [(int(point.step), json.loads(_text(point.numpy))) for _, point in points]
+
+    def config(self, run: RunIndex) -> dict | None:
+        """The newest run-config record (highest step, last written), or ``None``."""
+        records = self.configs(run)
+        return records[-1][1] if records else None
+
+    def scalars(self, run: str, tags: Sequence[str]) -> dict[str, Series]:
+        """The plain scalars ``tags`` (e.g. :data:`bn_inspect.schema.SCALAR_MAX_STALENESS`)
+        that ``run`` logged, as TensorBoard's Scalars tab reads them; missing tags are left out."""
+        result = self._provider.read_scalars(
+            self._ctx,
+            experiment_id=self._experiment_id,
+            plugin_name=scalar_metadata.PLUGIN_NAME,
+            downsample=MAX_POINTS,
+            run_tag_filter=provider.RunTagFilter(runs=[run], tags=list(tags)),
+        )
+        data = result.get(run, {})
+        return {tag: dedupe_last((d.step, d.wall_time, d.value) for d in data[tag]) for tag in tags if data.get(tag)}

@@ -20,23 +20,29 @@ from bn_inspect import schema, stats
 from bn_inspect.reader import Series
 from tb_plugin.errors import BadRequest, NotFound
 from tb_plugin.provider_reader import ProviderReader, RunIndex, SeriesKey
-from tb_plugin.series import align_rows, merge_timelines, steps_to_epochs
+from tb_plugin.series import align_rows, count_summary, merge_timelines, steps_to_epochs
 
-# Per-layer scalars shown as the "where do training and inference diverge" heatmap.
-GAP_QUANTITIES = (
-    schema.PROBE_MEAN_GAP,
-    schema.PROBE_VAR_LOG_RATIO,
-    schema.POPULATION_MEAN_GAP,
-    schema.POPULATION_VAR_LOG_RATIO,
-)
+# Per-layer scalars shown as layer x epoch heatmaps in the "Training vs inference" view: how
+# far the probe batch statistics (what training mode uses), the population statistics of the
+# reference data (EMA staleness) and the replicas' batch statistics are from each other.
+PROBE_GAPS = (schema.PROBE_MEAN_GAP, schema.PROBE_VAR_LOG_RATIO)
+STALENESS_GAPS = (schema.POPULATION_MEAN_GAP, schema.POPULATION_VAR_LOG_RATIO)
+REPLICA_GAPS = (schema.REPLICA_MEAN_SPREAD_GAP,)
+GAP_QUANTITIES = PROBE_GAPS + STALENESS_GAPS + REPLICA_GAPS
+# Plain scalars (one value per epoch and run) drawn next to those heatmaps.
+MODE_SCALARS = (schema.SCALAR_MAX_STALENESS, schema.SCALAR_MAX_REPLICA_SPREAD)
 # Channel band drawn around the channel mean in the "Runs compared" view.
 PERCENTILES = (10.0, 90.0)
 MAX_COMPARED_RUNS = 16
-# Moving statistic -> the statistics of the same kind measured on data, for the per-channel
-# "batch vs moving" comparison of the "Training vs inference" view.
-STAT_PAIRS = {
-    schema.MOVING_MEAN: (schema.PROBE_BATCH_MEAN, schema.POPULATION_MEAN),
-    schema.MOVING_VARIANCE: (schema.PROBE_BATCH_VARIANCE, schema.POPULATION_VARIANCE),
+# Moving statistic -> the same statistic measured on data, for the per-channel comparisons of
+# the "Training vs inference" view: on the probe batch (training mode), over the reference data.
+STAT_PAIRS = {schema.MOVING_MEAN: schema.PROBE_BATCH_MEAN, schema.MOVING_VARIANCE: schema.PROBE_BATCH_VARIANCE}
+POPULATION_PAIRS = {schema.MOVING_MEAN: schema.POPULATION_MEAN, schema.MOVING_VARIANCE: schema.POPULATION_VARIANCE}
+# Per-channel spreads across replicas, by statistic: of their batch statistics, of their copies
+# of the moving statistics.
+REPLICA_SPREADS = {
+    "mean": (schema.REPLICA_BATCH_MEAN_SPREAD, schema.REPLICA_MOVING_MEAN_SPREAD),
+    "variance": (schema.REPLICA_BATCH_VARIANCE_SPREAD, schema.REPLICA_MOVING_VARIANCE_SPREAD),
 }
 
 
@@ -45,10 +51,16 @@ def schema_summary() -> dict:
     return {
         "variable_quantities": list(schema.VARIABLE_QUANTITIES),
         "channel_quantities": list(schema.CHANNEL_QUANTITIES),
-        "gap_quantities": list(GAP_QUANTITIES),
+        "probe_gaps": list(PROBE_GAPS),
+        "staleness_gaps": list(STALENESS_GAPS),
+        "replica_gaps": list(REPLICA_GAPS),
+        "staleness_scalar": schema.SCALAR_MAX_STALENESS,
+        "replica_scalar": schema.SCALAR_MAX_REPLICA_SPREAD,
         "output_gap_fields": list(schema.OUTPUT_GAP_FIELDS),
         "residual_init_weight": schema.RESIDUAL_INIT_WEIGHT,
-        "stat_pairs": {moving: list(measured) for moving, measured in STAT_PAIRS.items()},
+        "stat_pairs": dict(STAT_PAIRS),
+        "population_pairs": dict(POPULATION_PAIRS),
+        "replica_spreads": {stat: list(quantities) for stat, quantities in REPLICA_SPREADS.items()},
         "timelines": {"epoch": schema.TIMELINE_EPOCH, "batch": schema.TIMELINE_BATCH},
         "percentiles": list(PERCENTILES),
     }
@@ -86,14 +98,26 @@ def _float_or_none(value: float) -> float | None:
     return float(value) if np.isfinite(value) else None
 
 
+def _frozen(layer_config: dict | None) -> bool:
+    """Whether the layer runs in inference mode during training (``trainable=False``)."""
+    entry = layer_config or {}
+    return bool(entry.get("inference_mode_in_training", entry.get("trainable") is False))
+
+
 def runs_overview(reader: ProviderReader) -> dict:
-    """Runs, their configuration and per-layer headline figures (``/runs``)."""
+    """Runs, their configuration and per-layer headline figures (``/runs``).
+
+    Per layer: ``frozen`` (inference mode in training), ``nonfinite`` (``None``, or the
+    :func:`~tb_plugin.series.count_summary` of its non-finite channels over epochs) and the
+    initializer weight left at the last epoch.
+    """
     runs = []
     for name, run in sorted(reader.index().items()):
         config = reader.config(run)
         layers = _ordered_layers(run, config)
         gap_key = SeriesKey(schema.KIND_MODEL, schema.OUTPUT_GAP)
-        data = reader.read(run, [gap_key] + [_key(schema.RESIDUAL_INIT_WEIGHT, layer) for layer in layers])
+        per_layer = (schema.RESIDUAL_INIT_WEIGHT, schema.NONFINITE_CHANNELS)
+        data = reader.read(run, [gap_key] + [_key(q, layer) for layer in layers for q in per_layer])
         layer_configs = {entry.get("path"): entry for entry in (config or {}).get("layers", [])}
         layer_entries = []
         for layer in layers:
@@ -102,6 +126,8 @@ def runs_overview(reader: ProviderReader) -> dict:
                 {
                     "path": layer,
                     "config": layer_configs.get(layer),
+                    "frozen": _frozen(layer_configs.get(layer)),
+                    "nonfinite": count_summary(data.get(_key(schema.NONFINITE_CHANNELS, layer))),
                     "quantities": run.quantities(layer),
                     "batch_quantities": run.quantities(layer, schema.TIMELINE_BATCH),
                     "last_residual_init_weight": (
@@ -235,23 +261,30 @@ def compare_runs(reader: ProviderReader, run_names: Sequence[str], layer: str) -
 def train_vs_inference(reader: ProviderReader, run_name: str) -> tuple[dict, dict[str, np.ndarray]]:
     """Training- vs inference-mode figures of one run (``/modes``).
 
-    Arrays: ``output_gap`` ``[steps, 3]`` (fields ``schema.OUTPUT_GAP_FIELDS``) and, for each
-    per-layer gap quantity logged, ``<quantity>`` ``[layers, steps]`` (NaN where not logged).
+    Arrays: ``output_gap`` ``[steps, 3]`` (fields ``schema.OUTPUT_GAP_FIELDS``); for each
+    per-layer gap quantity logged (probe gaps, EMA staleness, replica spread), ``<quantity>``
+    ``[layers, steps]`` (NaN where not logged) and ``<quantity>/logged`` (1 where logged, so a
+    logged NaN is told apart); for each plain scalar of ``MODE_SCALARS`` logged, ``<tag>``
+    ``[steps]``. Meta: the steps of each, ``frozen`` per layer and the run's ``replicas``.
     """
     run = _run(reader.index([run_name]), run_name)
-    config = reader.config(run)
+    config = reader.config(run) or {}
     layers = _ordered_layers(run, config)
+    layer_configs = {entry.get("path"): entry for entry in config.get("layers", [])}
     gap_key = SeriesKey(schema.KIND_MODEL, schema.OUTPUT_GAP)
     data = reader.read(run, [gap_key] + [_key(q, layer) for q in GAP_QUANTITIES for layer in layers])
     arrays: dict[str, np.ndarray] = {}
     meta: dict = {
         "run": run_name,
         "layers": layers,
+        "frozen": [_frozen(layer_configs.get(layer)) for layer in layers],
+        "replicas": int(config.get("replicas") or 1),
         "output_gap_fields": list(schema.OUTPUT_GAP_FIELDS),
         "output_gap_steps": [],
         "gap_steps": {},
-        "probe_samples": (config or {}).get("probe_samples"),
-        "probe_has_dropout": bool((config or {}).get("probe_has_dropout")),
+        "scalar_steps": {},
+        "probe_samples": config.get("probe_samples"),
+        "probe_has_dropout": bool(config.get("probe_has_dropout")),
     }
     gap = data.get(gap_key)
     if gap is not None and len(gap.steps):
@@ -260,15 +293,21 @@ def train_vs_inference(reader: ProviderReader, run_name: str) -> tuple[dict, dic
     for quantity in GAP_QUANTITIES:
         rows = [data.get(_key(quantity, layer)) for layer in layers]
         if any(row is not None for row in rows):
-            steps, matrix = align_rows(rows)
+            steps, matrix, logged = align_rows(rows)
             arrays[quantity] = matrix
+            arrays[f"{quantity}/logged"] = logged
             meta["gap_steps"][quantity] = steps.tolist()
+    for tag, series in reader.scalars(run_name, MODE_SCALARS).items():
+        arrays[tag] = series.values
+        meta["scalar_steps"][tag] = series.steps.tolist()
     return meta, arrays
 
 
 def layer_at_step(reader: ProviderReader, run_name: str, layer: str, step: int) -> tuple[dict, dict[str, np.ndarray]]:
     """Every per-channel quantity of one layer at one step (``/layer_step``), e.g. probe batch
-    statistics next to the moving ones. ``meta["steps"]`` lists the steps that can be asked."""
+    statistics next to the moving ones. ``meta["steps"]`` lists the steps that can be asked,
+    ``meta["quantity_steps"]`` the steps each quantity was logged at (population statistics
+    may be logged every few epochs only)."""
     run = _run(reader.index([run_name]), run_name)
     _check_layer(run, layer)
     data = reader.read(run, [_key(q, layer) for q in schema.CHANNEL_QUANTITIES])
@@ -276,5 +315,12 @@ def layer_at_step(reader: ProviderReader, run_name: str, layer: str, step: int) 
     arrays = {key.quantity: series.values[series.steps == step][0] for key, series in data.items() if step in series.steps}
     if not arrays:
         raise NotFound(f"step {step} not logged for layer {layer!r} of run {run_name!r}; logged: {logged}")
-    meta = {"run": run_name, "layer": layer, "step": step, "steps": logged, "quantities": list(arrays)}
+    meta = {
+        "run": run_name,
+        "layer": layer,
+        "step": step,
+        "steps": logged,
+        "quantity_steps": {key.quantity: series.steps.tolist() for key, series in data.items()},
+        "quantities": list(arrays),
+    }
     return meta, arrays

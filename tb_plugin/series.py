@@ -73,22 +73,45 @@ def merge_timelines(epoch: Series, batch: Series | None, steps_per_epoch: int | 
     return x[order], values[order]
 
 
-def align_rows(series: Sequence[Series | None]) -> tuple[np.ndarray, np.ndarray]:
+def align_rows(series: Sequence[Series | None]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Stack per-step scalar series on the union of their steps, NaN where one is missing.
 
-    Returns ``(steps, matrix)`` with ``matrix[i, j]`` = value of ``series[i]`` at ``steps[j]``.
+    Returns ``(steps, matrix, logged)`` with ``matrix[i, j]`` = value of ``series[i]`` at
+    ``steps[j]`` and ``logged[i, j]`` = 1.0 where it was logged, else 0.0 (so a logged NaN
+    stays distinguishable from a missing value).
 
     Example:
-        >>> a = Series(np.array([0, 1]), np.array([1.0, 2.0]), np.zeros(2))
+        >>> a = Series(np.array([0, 1]), np.array([1.0, np.nan]), np.zeros(2))
         >>> b = Series(np.array([1]), np.array([5.0]), np.zeros(1))
-        >>> steps, m = align_rows([a, None, b])
-        >>> steps.tolist(), m.tolist()
-        ([0, 1], [[1.0, 2.0], [nan, nan], [nan, 5.0]])
+        >>> steps, m, logged = align_rows([a, None, b])
+        >>> steps.tolist(), m.tolist(), logged.tolist()
+        ([0, 1], [[1.0, nan], [nan, nan], [nan, 5.0]], [[1.0, 1.0], [0.0, 0.0], [0.0, 1.0]])
     """
     present = [s.steps for s in series if s is not None]
     steps = np.unique(np.concatenate(present)) if present else np.zeros(0, dtype=np.int64)
     matrix = np.full((len(series), len(steps)), np.nan, dtype=np.float32)
+    logged = np.zeros((len(series), len(steps)), dtype=np.float32)
     for row, item in enumerate(series):
         if item is not None and len(item.steps):
-            matrix[row, np.searchsorted(steps, item.steps)] = np.asarray(item.values, dtype=np.float32).reshape(-1)
-    return steps, matrix
+            columns = np.searchsorted(steps, item.steps)
+            matrix[row, columns] = np.asarray(item.values, dtype=np.float32).reshape(-1)
+            logged[row, columns] = 1.0
+    return steps, matrix, logged
+
+
+def count_summary(series: Series | None) -> dict | None:
+    """Summary of a per-step count (e.g. non-finite channels): ``{"max", "first_step",
+    "last"}`` — the largest count, the first step it was above 0, the count at the last
+    step — or ``None`` when it never was above 0 (or nothing was logged).
+
+    Example:
+        >>> count_summary(Series(np.array([0, 1, 2, 3]), np.array([0.0, 2.0, 3.0, 1.0]), np.zeros(4)))
+        {'max': 3, 'first_step': 1, 'last': 1}
+    """
+    if series is None or not len(series.steps):
+        return None
+    counts = np.nan_to_num(np.asarray(series.values, dtype=np.float64).reshape(-1))
+    positive = np.flatnonzero(counts > 0)
+    if not positive.size:
+        return None
+    return {"max": int(counts.max()), "first_step": int(series.steps[positive[0]]), "last": int(counts[-1])}

@@ -16,8 +16,8 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
 @pytest.fixture(scope="session")
 def plugin_logdir(tmp_path_factory):
-    """Runs "default" and "constant_init" written by the real BatchNormInspector
-    (see tests/plugin_logdirs.py); shared by the TensorBoard plugin's tests."""
+    """Runs "default", "constant_init" and "frozen" written by the real BatchNormInspector, and
+    the synthetic "replicas" run (see tests/plugin_logdirs.py); shared by the plugin's tests."""
     from plugin_logdirs import write_callback_runs
 
     return write_callback_runs(tmp_path_factory.mktemp("plugin_logdir"))

@@ -1,7 +1,8 @@
 """The BN Inspect tab in a real browser: `tensorboard` as a subprocess, headless Chromium.
 
-Checks that every view renders the logged data, that a hostile run name shows as text, and
-that a 2048-channel x 200-epoch heatmap draws fast; saves the README's screenshots."""
+Checks that every view renders the logged data (EMA staleness, replicas, frozen layers and
+non-finite statistics included), that a hostile run name shows as text, and that a
+2048-channel x 200-epoch heatmap draws fast; saves the README's screenshots."""
 
 from __future__ import annotations
 
@@ -16,9 +17,10 @@ import time
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
 from playwright.sync_api import Frame, Page, sync_playwright
-from plugin_logdirs import CALLBACK_RUNS
+from plugin_logdirs import FROZEN_LAYER, FROZEN_RUN, NONFINITE_LAYER, REPLICA_RUN, RUNS
 
 from bn_inspect import load_logdir, schema
 
@@ -39,6 +41,7 @@ HOSTILE_RUN = "<img src=x onerror=alert(1)>"
 SCREENSHOTS = Path(os.environ.get("BN_INSPECT_SCREENSHOTS", Path(tempfile.gettempdir()) / "bn-inspect-screenshots"))
 VIEWPORT = {"width": 1400, "height": 900}
 BACKGROUND = (255, 255, 255)
+NONFINITE_RGB = (233, 30, 99)  # the heatmap's NaN / inf colour (colors.js)
 
 
 def free_port() -> int:
@@ -64,7 +67,7 @@ def wait_for_tab(url: str, process: subprocess.Popen, timeout: float = 90.0) -> 
 @pytest.fixture(scope="module")
 def browser_logdir(plugin_logdir, tmp_path_factory):
     root = tmp_path_factory.mktemp("browser_logdir")
-    for run in CALLBACK_RUNS:
+    for run in RUNS:
         shutil.copytree(plugin_logdir / run, root / run)
     return root
 
@@ -124,19 +127,25 @@ def wait_ready(tab: Frame) -> None:
     tab.page.wait_for_timeout(300)  # let ResizeObserver callbacks draw the charts
 
 
-def painted_pixels(tab: Frame, selector: str) -> int:
-    """Pixels of the first canvas matching ``selector`` that are not the white background."""
+def count_pixels(tab: Frame, selector: str, rgb: tuple[int, int, int], equal: bool) -> int:
+    """Pixels of the first canvas matching ``selector`` whose colour is (or is not) ``rgb``."""
     return tab.locator(selector).first.evaluate(
-        """(canvas) => {
+        """(canvas, [rgb, equal]) => {
             const {data} = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height);
             let count = 0;
             for (let i = 0; i < data.length; i += 4) {
-                if (data[i] !== %d || data[i + 1] !== %d || data[i + 2] !== %d) count++;
+                const same = data[i] === rgb[0] && data[i + 1] === rgb[1] && data[i + 2] === rgb[2];
+                if (same === equal) count++;
             }
             return count;
-        }"""
-        % BACKGROUND
+        }""",
+        [list(rgb), equal],
     )
+
+
+def painted_pixels(tab: Frame, selector: str) -> int:
+    """Pixels of the first canvas matching ``selector`` that are not the white background."""
+    return count_pixels(tab, selector, BACKGROUND, equal=False)
 
 
 def series_counts(tab: Frame, scope: str) -> list[int]:
@@ -158,16 +167,34 @@ def screenshot(page: Page, tab: Frame, name: str) -> None:
 def test_runs_view_lists_runs_and_their_configurations(page, tab, browser_logdir):
     wait_ready(tab)
     runs = tab.locator("table[data-table=runs] tbody tr")
-    assert runs.count() == len(CALLBACK_RUNS)
-    assert [runs.nth(i).locator("td").first.text_content() for i in range(runs.count())] == list(CALLBACK_RUNS)
-    assert tab.locator("label.bn-run").all_text_contents() == list(CALLBACK_RUNS)
+    assert runs.count() == len(RUNS)
+    assert [runs.nth(i).locator("td").first.text_content() for i in range(runs.count())] == list(RUNS)
+    assert tab.locator("label.bn-run").all_text_contents() == list(RUNS)
     layers = tab.locator("table[data-table=layers] tbody tr")
-    assert layers.count() == len(CALLBACK_RUNS) * 2
-    # Initializers differ between the default and the Constant(0.5) run: 4 columns x 2 layers x 2 runs.
-    assert tab.locator("td.bn-differs").count() == 4 * 2 * 2
+    assert layers.count() == len(RUNS) * 2
+    # Initializers differ between the Constant(0.5) run and the others: 4 columns x 2 layers x 4
+    # runs; Trainable differs for the frozen run's layer: 1 column x 4 runs.
+    assert tab.locator("td.bn-differs").count() == 4 * 2 * len(RUNS) + len(RUNS)
     assert tab.locator("table[data-table=layers] td.bn-differs", has_text="Constant(value=0.5)").count() == 4 * 2
-    epochs_logged = len(load_logdir(browser_logdir)["default"].epochs)
+    logged = load_logdir(browser_logdir)
+    epochs_logged = len(logged["default"].epochs)
     assert runs.nth(1).locator("td").nth(5).text_content().startswith(f"{epochs_logged} (0–")
+
+    frozen = tab.locator("table[data-table=layers] [data-badge=frozen]")
+    assert frozen.count() == 1
+    assert frozen.text_content() == "frozen · inference mode in training"
+    assert "trainable=False" in frozen.get_attribute("title")
+    assert tab.locator(f"table[data-table=layers] tr[data-run={FROZEN_RUN}][data-layer={FROZEN_LAYER}] [data-badge=frozen]").count() == 1
+    counts = logged[REPLICA_RUN].layers[NONFINITE_LAYER][schema.NONFINITE_CHANNELS]
+    worst, first = int(counts.values.max()), int(counts.steps[counts.values > 0][0])
+    row = tab.locator(f"table[data-table=layers] tr[data-run={REPLICA_RUN}][data-layer={NONFINITE_LAYER}]")
+    assert row.locator("[data-badge=nonfinite]").text_content() == f"⚠ {worst} non-finite channels"
+    assert row.locator("td[data-column=nonfinite]").text_content() == f"{worst} (from epoch {first})"
+    assert tab.locator("table[data-table=layers] [data-badge=nonfinite]").count() == 1
+    # The picker marks layers too: option labels, and badges for the selected layer.
+    options = tab.locator("select[data-picker=layer] option").all_text_contents()
+    assert options == [f"{FROZEN_LAYER}  ·  frozen", f"{NONFINITE_LAYER}  ·  ⚠ non-finite"]
+    assert FROZEN_RUN in tab.locator("[data-picker=badges] [data-badge=frozen]").get_attribute("title")
     screenshot(page, tab, "tab-runs.png")
     assert page.problems == []
 
@@ -184,6 +211,7 @@ def test_epochs_view_heatmap_drift_and_epoch_comparison(page, tab, browser_logdi
     assert painted_pixels(tab, "[data-view=epochs-heatmap] canvas") > 50000
     assert series_counts(tab, "main") == [1, 2]  # drift; epoch A and epoch B
     assert tab.locator("[data-chart=line] canvas").count() == 2
+    assert heatmap.get_attribute("data-nonfinite") == "0"
 
     box = heatmap.locator("canvas").bounding_box()
     page.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.5)
@@ -202,15 +230,50 @@ def test_epochs_view_heatmap_drift_and_epoch_comparison(page, tab, browser_logdi
     assert page.problems == []
 
 
+def test_epochs_heatmap_draws_nonfinite_cells_in_their_own_colour(page, tab, browser_logdir):
+    """NaN moving variance (synthetic replica run): its cells take the NaN / inf colour."""
+    variance = load_logdir(browser_logdir)[REPLICA_RUN].layers[NONFINITE_LAYER][schema.MOVING_VARIANCE].values
+    tab.locator("select[data-picker=layer]").select_option(NONFINITE_LAYER)
+    show(tab, "epochs")
+    tab.locator("select[data-control=run]").select_option(REPLICA_RUN)
+    wait_ready(tab)
+    tab.locator("select[data-control=quantity]").select_option(schema.MOVING_VARIANCE)
+    wait_ready(tab)
+    heatmap = tab.locator("[data-view=epochs-heatmap] [data-chart=heatmap]")
+    assert heatmap.get_attribute("data-nonfinite") == str(int(np.count_nonzero(~np.isfinite(variance)))) == "3"
+    assert count_pixels(tab, "[data-view=epochs-heatmap] canvas", NONFINITE_RGB, equal=True) > 1000
+    # Hovering a cell drawn in that colour (left of the legend) names the value.
+    x, y = heatmap.locator("canvas").evaluate(
+        """(canvas, rgb) => {
+            const {data, width} = canvas.getContext("2d").getImageData(0, 0, canvas.width - 200, canvas.height);
+            for (let i = 0; i < data.length; i += 4) {
+                if (data[i] === rgb[0] && data[i + 1] === rgb[1] && data[i + 2] === rgb[2]) {
+                    const ratio = canvas.width / canvas.clientWidth;
+                    return [((i / 4) % width + 3) / ratio, (Math.floor(i / 4 / width) + 3) / ratio];
+                }
+            }
+            return null;
+        }""",
+        list(NONFINITE_RGB),
+    )
+    box = heatmap.locator("canvas").bounding_box()
+    page.mouse.move(box["x"] + x, box["y"] + y)
+    assert heatmap.locator(".bn-tooltip").text_content().endswith("moving variance: NaN")
+    page.mouse.move(0, 0)
+    tab.locator("select[data-picker=layer]").select_option(FROZEN_LAYER)
+    wait_ready(tab)
+    assert page.problems == []
+
+
 def test_compare_view_overlays_the_selected_runs(page, tab):
     show(tab, "compare")
     wait_ready(tab)
     quantities = tab.locator("[data-quantity]")
     assert [quantities.nth(i).get_attribute("data-quantity") for i in range(4)] == list(schema.VARIABLE_QUANTITIES)
     for i in range(4):
-        assert series_counts(tab, f"[data-quantity={schema.VARIABLE_QUANTITIES[i]}]") == [2]
-    assert series_counts(tab, "[data-chart=residual]") == [2]
-    assert series_counts(tab, "[data-chart=distance]") == [4]  # 4 quantities, 1 run vs the reference
+        assert series_counts(tab, f"[data-quantity={schema.VARIABLE_QUANTITIES[i]}]") == [len(RUNS)]
+    assert series_counts(tab, "[data-chart=residual]") == [len(RUNS)]
+    assert series_counts(tab, "[data-chart=distance]") == [4 * (len(RUNS) - 1)]  # 4 quantities, each run vs the reference
     assert painted_pixels(tab, f"[data-quantity={schema.MOVING_MEAN}] canvas") > 1000
     screenshot(page, tab, "tab-compare.png")
     assert page.problems == []
@@ -219,16 +282,64 @@ def test_compare_view_overlays_the_selected_runs(page, tab):
 def test_modes_view_gap_heatmap_and_channels(page, tab):
     show(tab, "modes")
     wait_ready(tab)
-    assert series_counts(tab, "[data-chart=output-gap]") == [2]
+    assert series_counts(tab, "[data-chart=output-gap]") == [len(RUNS)]
     heatmap = tab.locator("[data-view=modes-heatmap] [data-chart=heatmap]")
     assert heatmap.get_attribute("data-drawn") == "true"
     assert (heatmap.get_attribute("data-rows"), heatmap.get_attribute("data-cols")) == ("2", "7")  # layers x epochs
     assert painted_pixels(tab, "[data-view=modes-heatmap] canvas") > 20000
     assert series_counts(tab, "[data-view=modes-channels]") == [2, 2]  # moving vs probe batch
     assert "No Dropout" in tab.locator("[data-chart=output-gap]").text_content()
+    assert "reference_data=" in tab.locator("[data-view=modes-staleness]").text_content()  # none logged
+    assert tab.locator("[data-view=modes-replicas]").count() == 0
     tab.locator("select[data-control=run]").select_option("default")
     wait_ready(tab)
+    assert page.problems == []
+
+
+def test_modes_view_ema_staleness(page, tab, browser_logdir):
+    """The run trained with reference_data: population gap per layer and epoch, per-run worst
+    layer, per-channel moving vs population; its frozen layer has no probe gap to show."""
+    run = load_logdir(browser_logdir)[FROZEN_RUN]
+    show(tab, "modes")
+    tab.locator("select[data-control=run]").select_option(FROZEN_RUN)
+    wait_ready(tab)
+    staleness = tab.locator("[data-view=modes-staleness] [data-chart=heatmap]")
+    steps = run.layers[FROZEN_LAYER][schema.POPULATION_MEAN_GAP].steps
+    assert (staleness.get_attribute("data-rows"), staleness.get_attribute("data-cols")) == ("2", str(len(steps)))
+    assert staleness.get_attribute("data-missing") == staleness.get_attribute("data-nonfinite") == "0"
+    assert painted_pixels(tab, "[data-view=modes-staleness] canvas") > 20000
+    assert series_counts(tab, "[data-chart=max-staleness]") == [1]  # only this run has reference data
+    probe = tab.locator("[data-view=modes-heatmap] [data-chart=heatmap]")
+    assert probe.get_attribute("data-missing") == str(len(run.layers[FROZEN_LAYER][schema.PROBE_MEAN_GAP].steps))
+    assert "is frozen" in tab.locator("[data-view=modes-channels]").text_content()  # FROZEN_LAYER is selected
+    assert series_counts(tab, "[data-view=modes-population-channels]") == [2, 2]  # moving vs population
+    assert tab.locator("select[data-control=population-step]").input_value() == str(steps[-1])
     screenshot(page, tab, "tab-modes.png")
+    assert page.problems == []
+
+
+def test_modes_view_replicas_panel(page, tab, browser_logdir):
+    """Synthetic replica data (tests/plugin_logdirs.py): the Replicas panel shows for the run on
+    2 replicas only."""
+    run = load_logdir(browser_logdir)[REPLICA_RUN]
+    show(tab, "modes")
+    tab.locator("select[data-control=run]").select_option(REPLICA_RUN)
+    wait_ready(tab)
+    panel = tab.locator("[data-view=modes-replicas]")
+    assert "2 replicas" in panel.locator("h3").first.text_content()
+    heatmap = panel.locator("[data-view=replicas-heatmap] [data-chart=heatmap]")
+    assert (heatmap.get_attribute("data-rows"), heatmap.get_attribute("data-cols")) == ("2", str(len(run.epochs)))
+    assert painted_pixels(tab, "[data-view=replicas-heatmap] canvas") > 20000
+    assert series_counts(tab, "[data-view=replicas-channels]") == [2, 2]  # batch and moving-copy spread
+    assert series_counts(tab, "[data-chart=max-replica-spread]") == [1]
+    # NaN moving variance makes the probe gap of that layer NaN: drawn in its own colour.
+    gaps = run.layers[NONFINITE_LAYER][schema.PROBE_MEAN_GAP].values
+    probe = tab.locator("[data-view=modes-heatmap] [data-chart=heatmap]")
+    assert probe.get_attribute("data-nonfinite") == str(int(np.isnan(gaps).sum())) == "3"
+    assert count_pixels(tab, "[data-view=modes-heatmap] canvas", NONFINITE_RGB, equal=True) > 1000
+    tab.locator("select[data-control=run]").select_option("default")
+    wait_ready(tab)
+    assert tab.locator("[data-view=modes-replicas]").count() == 0
     assert page.problems == []
 
 
@@ -269,9 +380,9 @@ def test_a_hostile_run_name_shows_as_text(page, tab, tensorboard_url, browser_lo
         assert time.monotonic() < deadline, "tensorboard did not pick up the new run"
         time.sleep(0.3)
     tab.locator("button.bn-reload").click()
-    tab.locator("label.bn-run").nth(len(CALLBACK_RUNS)).wait_for()
+    tab.locator("label.bn-run").nth(len(RUNS)).wait_for()
     show(tab, "runs")
-    names = sorted([HOSTILE_RUN, *CALLBACK_RUNS])
+    names = sorted([HOSTILE_RUN, *RUNS])
     runs = tab.locator("table[data-table=runs] tbody tr")
     assert [runs.nth(i).locator("td").first.text_content() for i in range(runs.count())] == names
     assert tab.locator("label.bn-run").all_text_contents() == names

@@ -9,7 +9,7 @@ import urllib.parse
 import numpy as np
 import pytest
 from plugin_client import LOADERS, get_json, get_payload, tensorboard_client, wait_until
-from plugin_logdirs import CALLBACK_RUNS, STEPS_PER_EPOCH
+from plugin_logdirs import CALLBACK_RUNS, FROZEN_LAYER, FROZEN_RUN, NONFINITE_LAYER, REPLICA_RUN, RUNS, STEPS_PER_EPOCH
 
 from bn_inspect import load_logdir, schema
 
@@ -25,7 +25,7 @@ def client(request, plugin_logdir, logged):
 
         def loaded() -> bool:
             runs = get_json(client, "runs")["runs"]
-            return [(r["run"], len(r["epochs"])) for r in runs] == [(n, len(logged[n].epochs)) for n in CALLBACK_RUNS]
+            return [(r["run"], len(r["epochs"])) for r in runs] == [(n, len(logged[n].epochs)) for n in RUNS]
 
         wait_until(loaded)
         yield client
@@ -45,8 +45,10 @@ def test_plugin_is_listed_and_active(client):
 
 def test_runs_overview_matches_the_logs(client, logged):
     answer = get_json(client, "runs")
-    assert [run["run"] for run in answer["runs"]] == list(CALLBACK_RUNS)
+    assert [run["run"] for run in answer["runs"]] == list(RUNS)
     for run in answer["runs"]:
+        if run["run"] not in CALLBACK_RUNS:
+            continue
         expected = logged[run["run"]]
         assert run["epochs"] == expected.epochs.tolist() == list(range(7))
         assert [layer["path"] for layer in run["layers"]] == ["bn_1", "bn_2"]
@@ -149,6 +151,110 @@ def test_train_vs_inference_modes(client, logged):
             assert meta["gap_steps"][quantity] == list(range(7))
             expected = np.stack([run.layers[layer][quantity].values for layer in meta["layers"]])
             np.testing.assert_array_equal(arrays[quantity], expected)
+
+
+def test_frozen_and_nonfinite_layers_in_runs_overview(client, logged):
+    for run in get_json(client, "runs")["runs"]:
+        for layer in run["layers"]:
+            config = next(c for c in logged[run["run"]].config["layers"] if c["path"] == layer["path"])
+            assert layer["frozen"] is (config["trainable"] is False)
+            counts = logged[run["run"]].layers[layer["path"]][schema.NONFINITE_CHANNELS]
+            steps, values = counts.steps, counts.values.astype(int)
+            if values.max() == 0:
+                assert layer["nonfinite"] is None
+            else:
+                expected = {"max": values.max(), "first_step": steps[values > 0][0], "last": values[-1]}
+                assert layer["nonfinite"] == expected
+    by_run = {run["run"]: {layer["path"]: layer for layer in run["layers"]} for run in get_json(client, "runs")["runs"]}
+    assert [path for path, layer in by_run[FROZEN_RUN].items() if layer["frozen"]] == [FROZEN_LAYER]
+    assert not any(layer["frozen"] for name in CALLBACK_RUNS for layer in by_run[name].values())
+    # The replica run's moving variance: channel 3 NaN from epoch 4, channel 7 negative from 5.
+    variance = logged[REPLICA_RUN].layers[NONFINITE_LAYER][schema.MOVING_VARIANCE].values
+    bad = np.count_nonzero(~np.isfinite(variance) | (np.nan_to_num(variance) < 0), axis=1)
+    assert bad.tolist() == [0, 0, 0, 0, 1, 2, 2]
+    assert by_run[REPLICA_RUN][NONFINITE_LAYER]["nonfinite"] == {"max": 2, "first_step": 4, "last": 2}
+
+
+def test_schema_block_names_the_new_quantities(client):
+    block = get_json(client, "runs")["schema"]
+    assert block["staleness_gaps"] == [schema.POPULATION_MEAN_GAP, schema.POPULATION_VAR_LOG_RATIO]
+    assert block["replica_gaps"] == [schema.REPLICA_MEAN_SPREAD_GAP]
+    assert block["population_pairs"] == {schema.MOVING_MEAN: schema.POPULATION_MEAN,
+                                         schema.MOVING_VARIANCE: schema.POPULATION_VARIANCE}
+    assert set(block["replica_spreads"]["mean"]) == {schema.REPLICA_BATCH_MEAN_SPREAD, schema.REPLICA_MOVING_MEAN_SPREAD}
+    assert (block["staleness_scalar"], block["replica_scalar"]) == (schema.SCALAR_MAX_STALENESS,
+                                                                     schema.SCALAR_MAX_REPLICA_SPREAD)
+
+
+def layer_gap_rows(run, layers: list[str], quantity: str) -> np.ndarray:
+    return np.stack([run.layers[layer][quantity].values for layer in layers])
+
+
+def test_ema_staleness_per_layer_and_epoch(client, logged):
+    """Population mean gap of the run trained with reference_data, against the logged values and
+    against numpy on the logged population and moving statistics."""
+    meta, arrays = get_payload(client, "modes?" + query(run=FROZEN_RUN))
+    run = logged[FROZEN_RUN]
+    assert meta["frozen"] == [layer == FROZEN_LAYER for layer in meta["layers"]] == [True, False]
+    assert meta["replicas"] == 1
+    for quantity in (schema.POPULATION_MEAN_GAP, schema.POPULATION_VAR_LOG_RATIO):
+        assert meta["gap_steps"][quantity] == run.layers["bn_1"][quantity].steps.tolist() == list(range(7))
+        np.testing.assert_array_equal(arrays[quantity], layer_gap_rows(run, meta["layers"], quantity))
+        np.testing.assert_array_equal(arrays[f"{quantity}/logged"], np.ones((2, 7)))
+    for row, layer in enumerate(meta["layers"]):
+        stats_of = run.layers[layer]
+        epsilon = next(c["epsilon"] for c in run.config["layers"] if c["path"] == layer)
+        population = stats_of[schema.POPULATION_MEAN].values.astype(np.float64)
+        moving_mean = stats_of[schema.MOVING_MEAN].values.astype(np.float64)
+        moving_variance = stats_of[schema.MOVING_VARIANCE].values.astype(np.float64)
+        gap = np.mean(np.abs(population - moving_mean) / np.sqrt(moving_variance + epsilon), axis=1)
+        np.testing.assert_allclose(arrays[schema.POPULATION_MEAN_GAP][row], gap, rtol=1e-5)
+    # The frozen layer keeps its initializers (0, 1): its staleness is the data's own offset.
+    assert arrays[schema.POPULATION_MEAN_GAP][0].min() > 0.5
+    scalar = run.scalars[schema.SCALAR_MAX_STALENESS]
+    assert meta["scalar_steps"][schema.SCALAR_MAX_STALENESS] == scalar.steps.tolist()
+    np.testing.assert_array_equal(arrays[schema.SCALAR_MAX_STALENESS], scalar.values)
+    np.testing.assert_allclose(arrays[schema.SCALAR_MAX_STALENESS], arrays[schema.POPULATION_MEAN_GAP].max(axis=0), rtol=1e-6)
+    # The frozen layer measures no probe batch statistics: its probe gaps are logged NaN.
+    assert np.isnan(arrays[schema.PROBE_MEAN_GAP][0]).all() and arrays[f"{schema.PROBE_MEAN_GAP}/logged"][0].all()
+
+
+def test_moving_vs_population_per_channel_at_one_epoch(client, logged):
+    meta, arrays = get_payload(client, "layer_step?" + query(run=FROZEN_RUN, layer="bn_2", step=4))
+    layer = logged[FROZEN_RUN].layers["bn_2"]
+    assert meta["quantity_steps"][schema.POPULATION_MEAN] == layer[schema.POPULATION_MEAN].steps.tolist()
+    for quantity in (schema.MOVING_MEAN, schema.MOVING_VARIANCE, schema.POPULATION_MEAN, schema.POPULATION_VARIANCE):
+        np.testing.assert_array_equal(arrays[quantity], layer[quantity].at(4))
+
+
+def test_replica_divergence_per_layer_and_channel(client, logged):
+    """Synthetic replica data (see plugin_logdirs.write_replica_run): the routes serve what was
+    logged, and the logged spread gap is what numpy computes from the per-channel spreads."""
+    meta, arrays = get_payload(client, "modes?" + query(run=REPLICA_RUN))
+    run = logged[REPLICA_RUN]
+    assert meta["replicas"] == 2 and meta["frozen"] == [False, False]
+    np.testing.assert_array_equal(arrays[schema.REPLICA_MEAN_SPREAD_GAP],
+                                  layer_gap_rows(run, meta["layers"], schema.REPLICA_MEAN_SPREAD_GAP))
+    for row, layer in enumerate(meta["layers"]):
+        spread = run.layers[layer][schema.REPLICA_BATCH_MEAN_SPREAD].values.astype(np.float64)
+        variance = run.layers[layer][schema.PROBE_BATCH_VARIANCE].values.astype(np.float64)
+        epsilon = next(c["epsilon"] for c in run.config["layers"] if c["path"] == layer)
+        np.testing.assert_allclose(arrays[schema.REPLICA_MEAN_SPREAD_GAP][row],
+                                   np.mean(spread / np.sqrt(variance + epsilon), axis=1), rtol=1e-5)
+    scalar = run.scalars[schema.SCALAR_MAX_REPLICA_SPREAD]
+    np.testing.assert_array_equal(arrays[schema.SCALAR_MAX_REPLICA_SPREAD], scalar.values)
+    np.testing.assert_allclose(scalar.values, arrays[schema.REPLICA_MEAN_SPREAD_GAP].max(axis=0), rtol=1e-6)
+    # NaN moving variance from epoch 4: the probe mean gap of that layer is a logged NaN.
+    row = meta["layers"].index(NONFINITE_LAYER)
+    assert np.isnan(arrays[schema.PROBE_MEAN_GAP][row, 4:]).all()
+    assert arrays[f"{schema.PROBE_MEAN_GAP}/logged"][row].all()
+    meta, arrays = get_payload(client, "layer_step?" + query(run=REPLICA_RUN, layer="bn_1", step=3))
+    for quantities in get_json(client, "runs")["schema"]["replica_spreads"].values():
+        for quantity in quantities:
+            np.testing.assert_array_equal(arrays[quantity], run.layers["bn_1"][quantity].at(3))
+    default, arrays = get_payload(client, "modes?" + query(run="default"))
+    assert default["replicas"] == 1 and schema.REPLICA_MEAN_SPREAD_GAP not in arrays
+    assert schema.SCALAR_MAX_REPLICA_SPREAD not in arrays and schema.SCALAR_MAX_STALENESS not in arrays
 
 
 def test_layer_at_one_step(client, logged):

@@ -13,7 +13,7 @@ import urllib.parse
 import numpy as np
 import pytest
 from plugin_client import LOADERS, ROUTE, configure, get_json, get_payload, tensorboard_client, wait_until
-from plugin_logdirs import LONG_RUN_EPOCHS, LONG_RUN_LAYER, REPEATED_STEP, long_run_values, write_long_run
+from plugin_logdirs import LONG_RUN_EPOCHS, LONG_RUN_LAYER, REPEATED_STEP, RUNS, long_run_values, write_long_run
 
 from tensorboard.context import RequestContext
 
@@ -78,7 +78,7 @@ def test_runs_of_two_experiments_side_by_side(plugin_logdir, tmp_path):
     shutil.copytree(plugin_logdir / "default", tmp_path / "default")
     logged = load_logdir(plugin_logdir)
     with tensorboard_client("python", "--logdir_spec", f"a:{plugin_logdir},b:{tmp_path}") as client:
-        assert [run["run"] for run in get_json(client, "runs")["runs"]] == ["a/constant_init", "a/default", "b/default"]
+        assert [run["run"] for run in get_json(client, "runs")["runs"]] == [f"a/{run}" for run in RUNS] + ["b/default"]
         query = urllib.parse.urlencode({"run": ["b/default", "a/constant_init"], "layer": "bn_1"}, doseq=True)
         meta, arrays = get_payload(client, "compare?" + query)
     assert meta["reference"] == "b/default"
@@ -143,4 +143,4 @@ def test_plugin_modules_import_neither_tensorflow_nor_keras():
 def test_routes_work_under_a_path_prefix(plugin_logdir):
     with tensorboard_client("python", "--logdir", str(plugin_logdir), "--path_prefix", "/tb") as client:
         assert client.get("/tb" + ROUTE + "index.js").status_code == 200
-        assert [run["run"] for run in client.get("/tb" + ROUTE + "runs").get_json()["runs"]] == ["constant_init", "default"]
+        assert [run["run"] for run in client.get("/tb" + ROUTE + "runs").get_json()["runs"]] == list(RUNS)

@@ -29,4 +29,5 @@ export const VIRIDIS_LUT = Array.from({length: 256}, (_, i) => {
   return VIRIDIS[lo].map((c, k) => Math.round(c + f * (VIRIDIS[lo + 1][k] - c)));
 });
 
-export const MISSING_RGB = [224, 224, 224];
+export const MISSING_RGB = [224, 224, 224]; // no value: not logged / not measured
+export const NONFINITE_RGB = [233, 30, 99]; // NaN or ±inf: outside viridis, so never mistaken for a value

@@ -1,13 +1,16 @@
 // A canvas heatmap with axes, a colour-scale legend and a hover read-out.
 // One pixel per cell in an ImageData, scaled onto the plot: 2048 x 200 cells draw in a few ms.
+// NaN and ±inf cells get their own colour (listed in the legend) and never enter the scale;
+// cells without a value (a `missing` mask) are grey.
 
-import {MISSING_RGB, VIRIDIS_LUT} from "./colors.js";
+import {MISSING_RGB, NONFINITE_RGB, VIRIDIS_LUT} from "./colors.js";
 import {el, formatNumber} from "./dom.js";
 
 const MARGIN = {top: 10, right: 120, bottom: 44, left: 60};
 const EXACT_RANGE_CELLS = 20000; // above this, the colour range is the 0.5-99.5th percentile
 const RANGE_SAMPLE = 100000;
 const MAX_ROW_LABEL_PX = 200;
+const LEGEND_ENTRY_PX = 18;
 
 /** Colour range of `values`: {lo, hi, clipped}; NaN and infinities are ignored. */
 function colorRange(values) {
@@ -37,13 +40,14 @@ function colorRange(values) {
 
 function packedLut() {
   const pack = ([r, g, b]) => ((255 << 24) | (b << 16) | (g << 8) | r) >>> 0; // little-endian RGBA
-  return {colors: Uint32Array.from(VIRIDIS_LUT, pack), missing: pack(MISSING_RGB)};
+  return {colors: Uint32Array.from(VIRIDIS_LUT, pack), missing: pack(MISSING_RGB), nonfinite: pack(NONFINITE_RGB)};
 }
 
 const LUT = packedLut();
 
 /**
- * Heatmap of a rows x cols matrix (row-major Float32Array).
+ * Heatmap of a rows x cols matrix (row-major Float32Array). `missing` (optional, same length,
+ * truthy = no value) marks cells drawn grey and listed as `missingLabel`.
  * Example:
  *   const map = new Heatmap({xLabel: "epoch", yLabel: "channel", valueLabel: "moving mean"});
  *   parent.append(map.root);
@@ -63,16 +67,30 @@ export class Heatmap {
   }
 
   /** rowLabels: names per row (e.g. layers) or null for row indices (channels). */
-  setData({rows, cols, values, colLabels, rowLabels = null}) {
-    this.data = {rows, cols, values, colLabels, rowLabels};
-    Object.assign(this.root.dataset, {rows: String(rows), cols: String(cols)});
+  setData({rows, cols, values, colLabels, rowLabels = null, missing = null, missingLabel = "not logged"}) {
+    this.data = {rows, cols, values, colLabels, rowLabels, missing, missingLabel};
     this.range = colorRange(values);
+    this.counts = {missing: 0, nonfinite: 0};
     this.image = this.paint();
+    Object.assign(this.root.dataset, {
+      rows: String(rows),
+      cols: String(cols),
+      missing: String(this.counts.missing),
+      nonfinite: String(this.counts.nonfinite),
+    });
     this.draw();
   }
 
+  /** Legend entries besides the colour scale: the special colours this map uses. */
+  specialEntries() {
+    const entries = [];
+    if (this.counts.nonfinite) entries.push({rgb: NONFINITE_RGB, text: "NaN / ±inf"});
+    if (this.counts.missing) entries.push({rgb: MISSING_RGB, text: this.data.missingLabel});
+    return entries;
+  }
+
   paint() {
-    const {rows, cols, values} = this.data;
+    const {rows, cols, values, missing} = this.data;
     const image = document.createElement("canvas");
     image.width = Math.max(cols, 1);
     image.height = Math.max(rows, 1);
@@ -83,8 +101,14 @@ export class Heatmap {
     const scale = 255 / (hi - lo);
     for (let i = 0; i < rows * cols; i++) {
       const v = values[i];
-      if (v !== v) {
+      if (missing && missing[i]) {
         pixels[i] = LUT.missing;
+        this.counts.missing++;
+        continue;
+      }
+      if (v !== v || v === Infinity || v === -Infinity) {
+        pixels[i] = LUT.nonfinite;
+        this.counts.nonfinite++;
         continue;
       }
       const k = (v - lo) * scale;
@@ -172,25 +196,35 @@ export class Heatmap {
     const {lo, hi, clipped} = this.range;
     const x = plot.x + plot.w + 18;
     const barWidth = 14;
-    for (let i = 0; i < plot.h; i++) {
-      const k = Math.round(255 * (1 - i / Math.max(plot.h - 1, 1)));
+    const entries = this.specialEntries();
+    const barHeight = Math.max(plot.h - entries.length * LEGEND_ENTRY_PX, 20);
+    for (let i = 0; i < barHeight; i++) {
+      const k = Math.round(255 * (1 - i / Math.max(barHeight - 1, 1)));
       const [r, g, b] = VIRIDIS_LUT[k];
       context.fillStyle = `rgb(${r},${g},${b})`;
       context.fillRect(x, plot.y + i, barWidth, 1);
     }
     context.strokeStyle = "#9e9e9e";
-    context.strokeRect(x - 0.5, plot.y - 0.5, barWidth + 1, plot.h + 1);
+    context.strokeRect(x - 0.5, plot.y - 0.5, barWidth + 1, barHeight + 1);
     context.fillStyle = "#424242";
     context.font = "11px sans-serif";
     context.textAlign = "left";
     context.textBaseline = "middle";
     for (const [t, value] of [[0, hi], [0.5, (lo + hi) / 2], [1, lo]]) {
-      const y = plot.y + t * plot.h;
+      const y = plot.y + t * barHeight;
       context.fillRect(x + barWidth, y, 3, 1);
       context.fillText(formatNumber(value), x + barWidth + 5, y);
     }
+    entries.forEach(({rgb, text}, k) => {
+      const y = plot.y + barHeight + 6 + k * LEGEND_ENTRY_PX;
+      context.fillStyle = `rgb(${rgb.join(",")})`;
+      context.fillRect(x, y, barWidth, 12);
+      context.strokeRect(x - 0.5, y - 0.5, barWidth + 1, 13);
+      context.fillStyle = "#424242";
+      context.fillText(text, x + barWidth + 5, y + 6);
+    });
     context.save();
-    context.translate(x + barWidth + 74, plot.y + plot.h / 2);
+    context.translate(x + barWidth + 74, plot.y + barHeight / 2);
     context.rotate(-Math.PI / 2);
     context.textAlign = "center";
     context.font = "12px sans-serif";
@@ -204,7 +238,7 @@ export class Heatmap {
     const px = event.clientX - box.left;
     const py = event.clientY - box.top;
     const {x, y, w, h} = this.plot;
-    const {rows, cols, values, colLabels, rowLabels} = this.data;
+    const {rows, cols, values, colLabels, rowLabels, missing, missingLabel} = this.data;
     if (px < x || py < y || px >= x + w || py >= y + h) {
       this.tooltip.hidden = true;
       return;
@@ -212,10 +246,12 @@ export class Heatmap {
     const col = Math.min(cols - 1, Math.floor(((px - x) / w) * cols));
     const row = Math.min(rows - 1, Math.floor(((py - y) / h) * rows));
     const {xLabel, yLabel, valueLabel} = this.labels;
+    const index = row * cols + col;
+    const value = missing && missing[index] ? missingLabel : formatValue(values[index]);
     this.tooltip.textContent = [
       `${yLabel}: ${rowLabels ? rowLabels[row] : row}`,
       `${xLabel}: ${formatTick(colLabels[col])}`,
-      `${valueLabel}: ${formatNumber(values[row * cols + col])}`,
+      `${valueLabel}: ${value}`,
     ].join("\n");
     this.tooltip.style.left = `${Math.min(px + 14, box.width - 200)}px`;
     this.tooltip.style.top = `${py + 14}px`;
@@ -232,6 +268,13 @@ function tickIndices(count, wanted) {
   const ticks = [];
   for (let i = 0; i < count; i += step) ticks.push(i);
   return ticks;
+}
+
+/** A cell's value as text; NaN and infinities by name. */
+function formatValue(value) {
+  if (value !== value) return "NaN";
+  if (value === Infinity || value === -Infinity) return value > 0 ? "inf" : "-inf";
+  return formatNumber(value);
 }
 
 function formatTick(value) {

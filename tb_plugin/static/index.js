@@ -4,6 +4,7 @@
 import {clearCache, api} from "./model.js";
 import {el, message, select} from "./dom.js";
 import {runColor} from "./colors.js";
+import {frozenBadge, nonfiniteBadge} from "./badges.js";
 import {renderRuns} from "./view_runs.js";
 import {renderEpochs} from "./view_epochs.js";
 import {renderCompare} from "./view_compare.js";
@@ -71,14 +72,36 @@ function picker(app) {
   });
   const layers = layersOf(selectedRuns());
   if (!layers.includes(state.layer)) state.layer = layers[0] ?? null;
-  const layerSelect = select(layers, state.layer, (path) => {
+  const marks = new Map(layers.map((path) => [path, layerMarks(path)]));
+  const options = layers.map((path) => {
+    const {frozen, nonfinite} = marks.get(path);
+    return [path, [path, frozen.length ? "frozen" : null, nonfinite.length ? "⚠ non-finite" : null].filter(Boolean).join("  ·  ")];
+  });
+  const layerSelect = select(options, state.layer, (path) => {
     state.layer = path;
     draw(app);
   }, {dataset: {picker: "layer"}});
+  const current = marks.get(state.layer) ?? {frozen: [], nonfinite: []};
   return el("div", {class: "bn-picker"}, [
     el("div", {class: "bn-runs"}, [el("span", {class: "bn-picker-title", text: "Runs"}), ...runs]),
     el("label", {class: "bn-field"}, [el("span", {class: "bn-picker-title", text: "Layer"}), layerSelect]),
+    el("span", {class: "bn-badges", dataset: {picker: "badges"}}, [
+      current.frozen.length ? frozenBadge(current.frozen) : null,
+      current.nonfinite.length ? nonfiniteBadge(current.nonfinite) : null,
+    ]),
   ]);
+}
+
+/** Which selected runs have `path` frozen, and which had non-finite channels in it. */
+function layerMarks(path) {
+  const frozen = [];
+  const nonfinite = [];
+  for (const run of selectedRuns()) {
+    const entry = run.layers.find((l) => l.path === path);
+    if (entry?.frozen) frozen.push(run.run);
+    if (entry?.nonfinite) nonfinite.push({run: run.run, summary: entry.nonfinite});
+  }
+  return {frozen, nonfinite};
 }
 
 function tabs(app) {

@@ -1,6 +1,8 @@
 // View 1, "Runs & configurations": one row per run, then runs x BN layers with their config;
-// cells that differ between the selected runs are highlighted.
+// cells that differ between the selected runs are highlighted, frozen layers and layers with
+// non-finite moving statistics carry a badge.
 
+import {frozenBadge, nonfiniteBadge, nonfiniteText} from "./badges.js";
 import {card, el, formatNumber} from "./dom.js";
 
 function initializerText(record) {
@@ -23,6 +25,7 @@ const RUN_COLUMNS = [
   ["Batch size", (run) => run.config?.batch_size ?? "—"],
   ["Steps / epoch", (run) => run.config?.steps_per_epoch ?? "—"],
   ["Epochs logged", (run) => epochsText(run.epochs)],
+  ["Replicas", (run) => run.config?.replicas ?? "—"],
   ["Probe samples", (run) => run.config?.probe_samples || "none"],
   ["Train/inference gap (mean |Δ| at last epoch)", (run) => formatNumber(run.output_gap?.mean_abs)],
 ];
@@ -69,22 +72,26 @@ export function renderRuns(container, {runs, layers}) {
     const differs = CONFIG_COLUMNS.map((_, k) => new Set(texts.map((t) => t[k])).size > 1);
     entries.forEach(({run, entry}, i) => {
       const cells = [
-        el("td", {class: "bn-layer", text: layer}),
+        el("td", {class: "bn-layer"}, [
+          layer,
+          entry.frozen ? frozenBadge() : null,
+          entry.nonfinite ? nonfiniteBadge([{run: run.run, summary: entry.nonfinite}]) : null,
+        ]),
         el("td", {text: run.run}),
         ...texts[i].map((text, k) => el("td", {class: differs[k] ? "bn-differs" : "", text})),
-        el("td", {text: epochsText(run.epochs)}),
+        el("td", {class: entry.nonfinite ? "bn-num bn-bad" : "bn-num", dataset: {column: "nonfinite"}, text: entry.nonfinite ? nonfiniteText(entry.nonfinite) : "0"}),
         el("td", {class: "bn-num", text: formatNumber(entry.last_residual_init_weight)}),
-        el("td", {class: "bn-num", text: formatNumber(run.output_gap?.mean_abs)}),
       ];
       layerRows.push(el("tr", {class: i === 0 ? "bn-group-start" : "", dataset: {run: run.run, layer}}, cells));
     });
   }
-  const headers = ["Layer", "Run", ...CONFIG_COLUMNS.map(([h]) => h), "Epochs logged", "Initializer weight left (momentumᵗ)", "Train/inference gap"];
+  const headers = ["Layer", "Run", ...CONFIG_COLUMNS.map(([h]) => h), "Non-finite channels (max)", "Initializer weight left (momentumᵗ)"];
   container.append(
     card(
       "BatchNormalization layers × runs",
       "Highlighted cells differ between the selected runs (e.g. default vs Constant(0.5) initializers). " +
-        "Initializer weight left: the share of the moving statistics still made of the initializer after the last epoch.",
+        "Initializer weight left: the share of the moving statistics still made of the initializer after the last epoch. " +
+        "Hover a badge for what it means.",
       [table(headers, layerRows, {dataset: {table: "layers"}})],
     ),
   );
