@@ -15,6 +15,9 @@ Data routes (relative to ``/data/plugin/bn_inspect/``); binary answers use
     spread ``[layers, steps]``; max staleness and replica spread over epochs.
 ``layer_step?run=R&layer=L&step=S``
     Binary: every per-channel quantity of the layer at step ``S``.
+``findings[?run=R1&run=R2...]``
+    JSON: what :func:`bn_inspect.doctor.diagnose` finds in those runs (all runs without ``run``),
+    most severe first, each with the view, run and layer that show it.
 
 Every other path serves a file of ``tb_plugin/static`` (the ES modules of the tab).
 """
@@ -72,6 +75,7 @@ class BNInspectPlugin(base_plugin.TBPlugin):
             "/compare": self._route(self._compare),
             "/modes": self._route(self._modes),
             "/layer_step": self._route(self._layer_step),
+            "/findings": self._route(self._findings),
             "/index.js": self._route(self._static),
             "/*": self._route(self._static),
         }
@@ -120,6 +124,9 @@ class BNInspectPlugin(base_plugin.TBPlugin):
     def _layer_step(self, request: wrappers.Request, reader: ProviderReader) -> wrappers.Response:
         answer = queries.layer_at_step(reader, _arg(request, "run"), _arg(request, "layer"), _int_arg(request, "step"))
         return _binary(request, answer)
+
+    def _findings(self, request: wrappers.Request, reader: ProviderReader) -> wrappers.Response:
+        return http_util.Respond(request, queries.findings(reader, request.args.getlist("run")), "application/json")
 
     def _static(self, request: wrappers.Request, reader: ProviderReader) -> wrappers.Response:
         relative = request.path[len(STATIC_PREFIX) :] if request.path.startswith(STATIC_PREFIX) else request.path

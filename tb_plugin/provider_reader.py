@@ -25,7 +25,7 @@ from tensorboard.data import provider
 from tensorboard.plugins.scalar import metadata as scalar_metadata
 
 from bn_inspect import schema
-from bn_inspect.reader import Series
+from bn_inspect.reader import RunData, Series
 from tb_plugin.series import dedupe_last
 
 # Points asked for per series: all of them in practice. What the server retains is set by
@@ -131,6 +131,24 @@ class ProviderReader:
         """The newest run-config record (highest step, last written), or ``None``."""
         records = self.configs(run)
         return records[-1][1] if records else None
+
+    def run_data(self, run: RunIndex, layer_quantities: Sequence[str], model_quantities: Sequence[str]) -> RunData:
+        """``run`` as :func:`bn_inspect.load_logdir` gives it (its configs, layers in model order),
+        holding only the epoch-timeline series of ``layer_quantities`` and ``model_quantities``:
+        what pure functions over ``RunData`` (e.g. :func:`bn_inspect.doctor.diagnose`) read."""
+        keys = [SeriesKey(schema.KIND_LAYER, q, layer) for layer in run.layers() for q in layer_quantities]
+        keys += [SeriesKey(schema.KIND_MODEL, q) for q in model_quantities]
+        configs = self.configs(run)
+        config = configs[-1][1] if configs else None
+        order = [entry.get("path") for entry in (config or {}).get("layers", [])]
+        data = self.read(run, keys)
+        layers: dict[str, dict[str, Series]] = {}
+        for layer in sorted(run.layers(), key=lambda path: (order.index(path) if path in order else len(order), path)):
+            quantities = {key.quantity: s for key, s in data.items() if key.kind == schema.KIND_LAYER and key.layer == layer}
+            if quantities:
+                layers[layer] = quantities
+        model = {key.quantity: s for key, s in data.items() if key.kind == schema.KIND_MODEL}
+        return RunData(name=run.name, config=config, configs=configs, layers=layers, model=model)
 
     def scalars(self, run: str, tags: Sequence[str]) -> dict[str, Series]:
         """The plain scalars ``tags`` (e.g. :data:`bn_inspect.schema.SCALAR_MAX_STALENESS`)

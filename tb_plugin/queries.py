@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from bn_inspect import schema, stats
+from bn_inspect import doctor, schema, stats
 from bn_inspect.reader import Series
 from tb_plugin.errors import BadRequest, NotFound
 from tb_plugin.provider_reader import ProviderReader, RunIndex, SeriesKey
@@ -33,7 +33,7 @@ GAP_QUANTITIES = PROBE_GAPS + STALENESS_GAPS + REPLICA_GAPS
 MODE_SCALARS = (schema.SCALAR_MAX_STALENESS, schema.SCALAR_MAX_REPLICA_SPREAD)
 # Channel band drawn around the channel mean in the "Runs compared" view.
 PERCENTILES = (10.0, 90.0)
-MAX_COMPARED_RUNS = 16
+MAX_COMPARED_RUNS = 32
 # Moving statistic -> the same statistic measured on data, for the per-channel comparisons of
 # the "Training vs inference" view: on the probe batch (training mode), over the reference data.
 STAT_PAIRS = {schema.MOVING_MEAN: schema.PROBE_BATCH_MEAN, schema.MOVING_VARIANCE: schema.PROBE_BATCH_VARIANCE}
@@ -324,3 +324,22 @@ def layer_at_step(reader: ProviderReader, run_name: str, layer: str, step: int) 
         "quantities": list(arrays),
     }
     return meta, arrays
+
+
+def findings(reader: ProviderReader, run_names: Sequence[str]) -> dict:
+    """What :func:`bn_inspect.doctor.diagnose` finds in ``run_names`` (every run when empty),
+    most severe first, with the count per severity (``/findings``)."""
+    index = reader.index(list(dict.fromkeys(run_names)) or None)
+    names = sorted(index) if not run_names else list(dict.fromkeys(run_names))
+    runs = {
+        name: reader.run_data(_run(index, name), doctor.LAYER_QUANTITIES_USED, doctor.MODEL_QUANTITIES_USED)
+        for name in names
+    }
+    found = doctor.diagnose(runs)
+    return {
+        "runs": names,
+        "severities": list(doctor.SEVERITIES),
+        "counts": doctor.counts(found),
+        "findings": [finding.to_dict() for finding in found],
+    }
+

@@ -22,7 +22,7 @@ import pytest
 from playwright.sync_api import Frame, Page, sync_playwright
 from plugin_logdirs import FROZEN_LAYER, FROZEN_RUN, NONFINITE_LAYER, REPLICA_RUN, RUNS
 
-from bn_inspect import load_logdir, schema
+from bn_inspect import doctor, load_logdir, schema
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -164,8 +164,17 @@ def screenshot(page: Page, tab: Frame, name: str) -> None:
     page.set_viewport_size(VIEWPORT)
 
 
+def collapse_findings(tab: Frame) -> None:
+    """Fold the Findings panel's open groups (they stay folded across redraws)."""
+    tab.locator("[data-panel=findings][data-status=ready]").wait_for(timeout=20000)
+    groups = tab.locator("[data-panel=findings] details[open] > summary")
+    while groups.count():
+        groups.first.click()
+
+
 def test_runs_view_lists_runs_and_their_configurations(page, tab, browser_logdir):
     wait_ready(tab)
+    collapse_findings(tab)  # the views' screenshots show the panel folded
     runs = tab.locator("table[data-table=runs] tbody tr")
     assert runs.count() == len(RUNS)
     assert [runs.nth(i).locator("td").first.text_content() for i in range(runs.count())] == list(RUNS)
@@ -340,6 +349,46 @@ def test_modes_view_replicas_panel(page, tab, browser_logdir):
     tab.locator("select[data-control=run]").select_option("default")
     wait_ready(tab)
     assert tab.locator("[data-view=modes-replicas]").count() == 0
+    assert page.problems == []
+
+
+def test_findings_panel_opens_the_view_run_and_layer(page, tab, browser_logdir):
+    """The panel lists what bn_inspect.doctor finds on load_logdir's runs; clicking a finding
+    opens its view with its run selected and its layer picked."""
+    expected = doctor.diagnose(load_logdir(browser_logdir))
+    show(tab, "compare")
+    tab.locator("[data-panel=findings][data-status=ready]").wait_for(timeout=20000)
+    panel = tab.locator("[data-panel=findings]")
+    for severity, count in doctor.counts(expected).items():
+        assert panel.locator(f".bn-count[data-severity={severity}]").text_content().startswith(f"{count} ")
+    items = panel.locator(".bn-finding")
+    listed = [tuple(items.nth(i).get_attribute(a) for a in ("data-finding", "data-run", "data-layer")) for i in range(items.count())]
+    assert listed == [(f.id, f.run, f.layer or "") for f in expected]
+
+    for target in (
+        next(f for f in expected if (f.run, f.layer) == (FROZEN_RUN, FROZEN_LAYER)),
+        next(f for f in expected if (f.run, f.layer) == (REPLICA_RUN, NONFINITE_LAYER)),
+    ):
+        group = panel.locator(f"details[data-severity={target.severity}]")
+        if group.get_attribute("open") is None:
+            group.locator("summary").click()
+        item = panel.locator(f".bn-finding[data-finding={target.id}][data-run={target.run}][data-layer={target.layer}]")
+        text = item.text_content()
+        assert target.title in text and target.fix in text and f"run {target.run} · layer {target.layer}" in text
+        assert all(key.replace("_", " ") in text for key in target.evidence)  # evidence figures, labelled
+        item.click()
+        tab.locator(f"main[data-view={target.view}] .bn-pane[data-status=ready]").wait_for(timeout=20000)
+        wait_ready(tab)
+        assert tab.locator("button.bn-tab.bn-active").get_attribute("data-view") == target.view
+        assert tab.locator("select[data-picker=layer]").input_value() == target.layer
+        if target.view in ("epochs", "modes"):
+            assert tab.locator("select[data-control=run]").input_value() == target.run
+        if target.view == "epochs" and target.quantity:
+            assert tab.locator("select[data-control=quantity]").input_value() == target.quantity
+        assert "bn-active" in panel.locator(f".bn-finding[data-finding={target.id}][data-run={target.run}]").get_attribute("class")
+        if target.run == FROZEN_RUN:
+            page.mouse.move(0, 0)
+            screenshot(page, tab, "tab-findings.png")
     assert page.problems == []
 
 

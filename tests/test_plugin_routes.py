@@ -11,7 +11,7 @@ import pytest
 from plugin_client import LOADERS, get_json, get_payload, tensorboard_client, wait_until
 from plugin_logdirs import CALLBACK_RUNS, FROZEN_LAYER, FROZEN_RUN, NONFINITE_LAYER, REPLICA_RUN, RUNS, STEPS_PER_EPOCH
 
-from bn_inspect import load_logdir, schema
+from bn_inspect import doctor, load_logdir, schema
 
 
 @pytest.fixture(scope="module")
@@ -257,6 +257,23 @@ def test_replica_divergence_per_layer_and_channel(client, logged):
     assert schema.SCALAR_MAX_REPLICA_SPREAD not in arrays and schema.SCALAR_MAX_STALENESS not in arrays
 
 
+def test_findings_are_the_doctors_on_load_logdir(client, logged):
+    """The route builds its RunData through the data provider; bn_inspect.doctor on the
+    TensorBoard-free reader's RunData must find exactly the same, figures included."""
+    expected = doctor.diagnose(logged)
+    answer = get_json(client, "findings")
+    assert answer["runs"] == list(RUNS)
+    assert answer["findings"] == [finding.to_dict() for finding in expected]
+    assert answer["counts"] == doctor.counts(expected) and answer["severities"] == list(doctor.SEVERITIES)
+    where = {(f["run"], f["layer"]) for f in answer["findings"]}
+    assert {(FROZEN_RUN, FROZEN_LAYER), (REPLICA_RUN, NONFINITE_LAYER)} <= where
+    assert {f["view"] for f in answer["findings"]} <= set(doctor.VIEWS)
+    subset = get_json(client, "findings?" + query(run=[REPLICA_RUN, FROZEN_RUN]))
+    assert subset["runs"] == [REPLICA_RUN, FROZEN_RUN]
+    only = doctor.diagnose({name: logged[name] for name in (REPLICA_RUN, FROZEN_RUN)})
+    assert subset["findings"] == [finding.to_dict() for finding in only]
+
+
 def test_layer_at_one_step(client, logged):
     meta, arrays = get_payload(client, "layer_step?" + query(run="default", layer="bn_2", step=3))
     layer = logged["default"].layers["bn_2"]
@@ -279,6 +296,7 @@ def test_layer_at_one_step(client, logged):
         ("compare?" + query(run="default", layer="bn_9"), 404, "bn_9"),
         ("modes?" + query(run="nope"), 404, "nope"),
         ("modes", 400, "run"),
+        ("findings?" + query(run=["default", "nope"]), 404, "nope"),
         ("layer_step?" + query(run="default", layer="bn_1", step="three"), 400, "three"),
         ("layer_step?" + query(run="default", layer="bn_1", step=99), 404, "99"),
     ],

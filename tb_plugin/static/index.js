@@ -1,10 +1,12 @@
 // Entry point of the "BN Inspect" tab: TensorBoard's iframe imports this module and calls
-// render(). Holds the shared run/layer picker and switches between the four views.
+// render(). Holds the Findings panel, the shared run/layer picker and switches between the
+// four views.
 
 import {clearCache, api} from "./model.js";
 import {el, message, select} from "./dom.js";
 import {runColor} from "./colors.js";
 import {frozenBadge, nonfiniteBadge} from "./badges.js";
+import {findingKey, findingsPanel} from "./panel_findings.js";
 import {renderRuns} from "./view_runs.js";
 import {renderEpochs} from "./view_epochs.js";
 import {renderCompare} from "./view_compare.js";
@@ -18,7 +20,9 @@ const VIEWS = [
 ];
 const MAX_DEFAULT_RUNS = 8;
 
-const state = {overview: null, selected: new Set(), known: new Set(), layer: null, view: "runs"};
+// `focus`: what the finding opened last points at ({run, quantity, step}), applied once by the
+// view it opens; `finding`: its key, to mark it in the panel.
+const state = {overview: null, selected: new Set(), known: new Set(), layer: null, view: "runs", focus: null, finding: null};
 
 function addStylesheet(path) {
   document.head.append(el("link", {rel: "stylesheet", href: new URL(path, import.meta.url).toString()}));
@@ -132,6 +136,9 @@ async function drawView(content) {
     return;
   }
   const view = VIEWS.find((v) => v.id === state.view);
+  const started = performance.now();
+  const focus = state.focus;
+  state.focus = null;
   try {
     await view.render(pane, {
       runs,
@@ -140,11 +147,20 @@ async function drawView(content) {
       schema: state.overview.schema,
       refresh: () => drawView(content),
       colorOf,
+      focus,
     });
   } catch (error) {
     pane.append(message(`Could not load this view: ${error.message}`, "error"));
   }
   pane.dataset.status = "ready";
+  measureShown(view.id, started);
+}
+
+/** Record the time from starting a view to its first frame drawn (charts draw in
+ * ResizeObserver callbacks, before that frame paints) as the performance measure
+ * "bn-inspect:<view id>"; bench/frontend.py reads it. */
+function measureShown(id, start) {
+  requestAnimationFrame(() => setTimeout(() => performance.measure(`bn-inspect:${id}`, {start}), 0));
 }
 
 function draw(app) {
@@ -154,8 +170,26 @@ function draw(app) {
     return;
   }
   const content = el("main", {class: "bn-view", dataset: {view: state.view}});
-  app.append(tabs(app), picker(app), content);
+  const findings = state.selected.size
+    ? findingsPanel({
+      runs: selectedRuns().map((run) => run.run),
+      viewTitle: (id) => VIEWS.find((v) => v.id === id)?.title ?? null,
+      onOpen: (finding) => openFinding(app, finding),
+      active: state.finding,
+    })
+    : null;
+  app.append(...[findings, tabs(app), picker(app), content].filter(Boolean));
   drawView(content);
+}
+
+/** Show what a finding points at: its view, with its run selected and its layer picked. */
+function openFinding(app, finding) {
+  if (VIEWS.some((v) => v.id === finding.view)) state.view = finding.view;
+  state.selected.add(finding.run);
+  if (finding.layer) state.layer = finding.layer;
+  state.focus = {run: finding.run, layer: finding.layer, quantity: finding.quantity, step: finding.step};
+  state.finding = findingKey(finding);
+  draw(app);
 }
 
 async function load(app) {

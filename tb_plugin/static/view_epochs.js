@@ -20,7 +20,17 @@ function column(values, channels, step) {
   return values.subarray(step * channels, (step + 1) * channels);
 }
 
-export async function renderEpochs(container, {runs, layer, schema, refresh, colorOf}) {
+/** Picks a finding points at: its run, its quantity and, as epoch B, its epoch. */
+function applyFocus(focus, schema) {
+  if (!focus) return;
+  picks.run = focus.run;
+  if (focus.quantity) picks.quantity = focus.quantity;
+  picks.timeline = schema.timelines.epoch;
+  if (focus.step !== null && focus.step !== undefined) [picks.epochB, picks.stepsOf] = [focus.step, schema.timelines.epoch];
+}
+
+export async function renderEpochs(container, {runs, layer, schema, refresh, colorOf, focus}) {
+  applyFocus(focus, schema);
   if (!runs.some((r) => r.run === picks.run)) picks.run = runs[0].run;
   const run = runs.find((r) => r.run === picks.run);
   const entry = run.layers.find((l) => l.path === layer);

@@ -53,9 +53,11 @@ function table(headers, rows, props) {
   ]);
 }
 
-export function renderRuns(container, {runs, layers}) {
+export function renderRuns(container, {runs, layers, focus}) {
+  // A finding opened here marks its run's row and its layer's row (every layer: a run-level one).
+  const focused = (run, layer = null) => Boolean(focus) && focus.run === run && (!layer || !focus.layer || focus.layer === layer);
   const runRows = runs.map((run) =>
-    el("tr", {dataset: {run: run.run}}, RUN_COLUMNS.map(([, value]) => el("td", {text: value(run)}))),
+    el("tr", {class: focused(run.run) ? "bn-focus-row" : "", dataset: {run: run.run}}, RUN_COLUMNS.map(([, value]) => el("td", {text: value(run)}))),
   );
   container.append(
     card("Runs", "One row per selected run. Epoch 0 is the state before training: the initializers.", [
@@ -82,7 +84,8 @@ export function renderRuns(container, {runs, layers}) {
         el("td", {class: entry.nonfinite ? "bn-num bn-bad" : "bn-num", dataset: {column: "nonfinite"}, text: entry.nonfinite ? nonfiniteText(entry.nonfinite) : "0"}),
         el("td", {class: "bn-num", text: formatNumber(entry.last_residual_init_weight)}),
       ];
-      layerRows.push(el("tr", {class: i === 0 ? "bn-group-start" : "", dataset: {run: run.run, layer}}, cells));
+      const classes = [i === 0 ? "bn-group-start" : "", focused(run.run, layer) ? "bn-focus-row" : ""];
+      layerRows.push(el("tr", {class: classes.join(" ").trim(), dataset: {run: run.run, layer}}, cells));
     });
   }
   const headers = ["Layer", "Run", ...CONFIG_COLUMNS.map(([h]) => h), "Non-finite channels (max)", "Initializer weight left (momentumᵗ)"];
@@ -95,4 +98,5 @@ export function renderRuns(container, {runs, layers}) {
       [table(headers, layerRows, {dataset: {table: "layers"}})],
     ),
   );
+  container.querySelector("table[data-table=layers] .bn-focus-row")?.scrollIntoView({block: "center"});
 }
