@@ -386,6 +386,11 @@ def test_findings_panel_opens_the_view_run_and_layer(page, tab, browser_logdir):
         if target.view == "epochs" and target.quantity:
             assert tab.locator("select[data-control=quantity]").input_value() == target.quantity
         assert "bn-active" in panel.locator(f".bn-finding[data-finding={target.id}][data-run={target.run}]").get_attribute("class")
+        charts = tab.locator(f"main [data-quantity={target.quantity}]").count() if target.quantity else 0
+        focused = tab.locator("main .bn-focused")
+        assert focused.count() == min(charts, 1)  # the chart of the finding's quantity is outlined
+        if charts:
+            assert focused.get_attribute("data-quantity") == target.quantity
         if target.run == FROZEN_RUN:
             page.mouse.move(0, 0)
             screenshot(page, tab, "tab-findings.png")

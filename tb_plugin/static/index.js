@@ -152,6 +152,7 @@ async function drawView(content) {
   } catch (error) {
     pane.append(message(`Could not load this view: ${error.message}`, "error"));
   }
+  markFocus(pane, focus);
   pane.dataset.status = "ready";
   measureShown(view.id, started);
 }
@@ -180,6 +181,15 @@ function draw(app) {
     : null;
   app.append(...[findings, tabs(app), picker(app), content].filter(Boolean));
   drawView(content);
+}
+
+/** Outline the chart of the quantity a finding points at, and bring it into view. */
+function markFocus(pane, focus) {
+  if (!focus?.quantity) return;
+  const chart = pane.querySelector(`[data-quantity="${CSS.escape(focus.quantity)}"]`);
+  if (!chart) return;
+  chart.classList.add("bn-focused");
+  chart.scrollIntoView({block: "nearest"});
 }
 
 /** Show what a finding points at: its view, with its run selected and its layer picked. */

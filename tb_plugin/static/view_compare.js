@@ -66,7 +66,7 @@ export async function renderCompare(container, {runs, layer, schema, colorOf}) {
     el("div", {class: "bn-grid"}, [
       card("Initializer weight left: momentumᵗ", "After t updates the initializer still makes up momentumᵗ of the moving statistics (0.99: 37% after 100 steps).", [
         lineChart({xLabel: "epoch", yLabel: "momentumᵗ", series: residualSeries}),
-      ], {dataset: {chart: "residual"}}),
+      ], {dataset: {chart: "residual", quantity: residual}}),
       card(`Distance to “${meta.reference}”`, "RMS over channels of the difference between runs, per epoch and quantity.", [
         distanceSeries.length
           ? lineChart({xLabel: "epoch", yLabel: "RMS difference", series: distanceSeries})

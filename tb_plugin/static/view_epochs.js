@@ -65,9 +65,10 @@ export async function renderEpochs(container, {runs, layer, schema, refresh, col
   container.append(
     card(
       `${what} — channels × epochs`,
-      timeline === BATCH
+      (timeline === BATCH
         ? "Logged every few batches (x = fraction of epochs done). Hover a cell for channel, epoch and value."
-        : "Step 0 is the state before training (the initializers); step k the state after epoch k. Hover a cell for its value.",
+        : "Step 0 is the state before training (the initializers); step k the state after epoch k. Hover a cell for its value.") +
+        (entry.frozen ? " This layer is frozen in this run (inference mode in training): it has no batch statistics (NaN)." : ""),
       [heatmap.root],
       {dataset: {view: "epochs-heatmap"}},
     ),
