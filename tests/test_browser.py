@@ -323,7 +323,13 @@ def test_modes_view_ema_staleness(page, tab, browser_logdir):
     assert "is frozen" in tab.locator("[data-view=modes-channels]").text_content()  # FROZEN_LAYER is selected
     assert series_counts(tab, "[data-view=modes-population-channels]") == [2, 2]  # moving vs population
     assert tab.locator("select[data-control=population-step]").input_value() == str(steps[-1])
+    tab.locator("select[data-picker=layer]").select_option(NONFINITE_LAYER)  # a trainable layer of this run
+    wait_ready(tab)
+    assert series_counts(tab, "[data-view=modes-channels]") == [2, 2]  # moving vs probe batch
+    assert series_counts(tab, "[data-view=modes-population-channels]") == [2, 2]
     screenshot(page, tab, "tab-modes.png")
+    tab.locator("select[data-picker=layer]").select_option(FROZEN_LAYER)
+    wait_ready(tab)
     assert page.problems == []
 
 
