@@ -72,6 +72,19 @@ def subclassed_mlp() -> keras.Model:
     return model
 
 
+def dropout_mlp(units: int, rate: float, outputs: int, seed: int) -> keras.Model:
+    """Dense -> BatchNormalization -> Dropout -> Dense, compiled, seeded: a model whose
+    training-mode output is random."""
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((FEATURES,))
+    h = keras.layers.Dense(units)(inputs)
+    h = keras.layers.BatchNormalization()(h)
+    h = keras.layers.Dropout(rate, name="dropout")(h)
+    model = keras.Model(inputs, keras.layers.Dense(outputs)(h))
+    model.compile("adam", "mse")
+    return model
+
+
 MODEL_BUILDERS = {
     "sequential": sequential_mlp,
     "functional": functional_mlp,

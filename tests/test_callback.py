@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 
-from bn_models import make_data, nested_mlp, sequential_mlp, snapshot
+from bn_models import dropout_mlp, make_data, nested_mlp, sequential_mlp, snapshot
 from bn_inspect import BatchNormInspector, BatchNormInspectorWarning, load_logdir, schema
 from bn_inspect.layers import find_batchnorm_layers
 
@@ -89,13 +89,7 @@ def test_config_record_describes_layers_and_run(tmp_path):
 
 def test_training_is_bitwise_identical_with_and_without_inspector(tmp_path):
     def train(callbacks):
-        keras.utils.set_random_seed(7)
-        inputs = keras.Input((6,))
-        h = keras.layers.Dense(16)(inputs)
-        h = keras.layers.BatchNormalization()(h)
-        h = keras.layers.Dropout(0.3)(h)
-        model = keras.Model(inputs, keras.layers.Dense(2)(h))
-        model.compile("adam", "mse")
+        model = dropout_mlp(units=16, rate=0.3, outputs=2, seed=7)
         x, y = make_data()
         model.fit(x, y, epochs=3, batch_size=16, verbose=0, callbacks=callbacks)
         return snapshot(model)

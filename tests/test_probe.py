@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from bn_models import MODEL_BUILDERS, make_data, mlp_weights, numpy_mlp_forward, snapshot
+from bn_models import MODEL_BUILDERS, dropout_mlp, make_data, mlp_weights, numpy_mlp_forward, snapshot
 from bn_inspect import stats
 from bn_inspect.layers import find_batchnorm_layers
 from bn_inspect.probe import Probe
@@ -55,13 +55,7 @@ def test_output_gap_equals_numpy_of_keras_calls():
 
 
 def test_probe_changes_no_variable_bitwise():
-    keras.utils.set_random_seed(2)
-    inputs = keras.Input((6,))
-    h = keras.layers.Dense(8)(inputs)
-    h = keras.layers.BatchNormalization()(h)
-    h = keras.layers.Dropout(0.5)(h)
-    model = keras.Model(inputs, keras.layers.Dense(1)(h))
-    model.compile("adam", "mse")
+    model = dropout_mlp(units=8, rate=0.5, outputs=1, seed=2)
     x, y = make_data()
     model.fit(x, y[:, :1], epochs=1, verbose=0)
     before = snapshot(model)
