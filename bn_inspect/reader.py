@@ -94,9 +94,10 @@ def event_files(directory: str | os.PathLike) -> list[Path]:
 
 def iter_bn_values(directory: str | os.PathLike) -> Iterator[tuple[dict, int, float, Any]]:
     """Yield ``(content_record, step, wall_time, decoded_value)`` for every bn-inspect value
-    in the event files of one run directory. Plain scalars come with a record of kind
-    ``"scalar"`` and their tag as quantity."""
-    records: dict[str, dict | None] = {}
+    in the event files of one run directory, packed per-layer figures unpacked
+    (:func:`schema.unpacked_records`). Plain scalars come with a record of kind ``"scalar"``
+    and their tag as quantity."""
+    records: dict[str, list[tuple[dict, tuple[int, int] | None]] | None] = {}  # tag -> its series
     for path in event_files(directory):
         for event in read_events(path):
             if not event.HasField("summary"):
@@ -110,13 +111,15 @@ def iter_bn_values(directory: str | os.PathLike) -> Iterator[tuple[dict, int, fl
                 if value.tag not in records or records[value.tag] is None:
                     metadata = value.metadata.plugin_data
                     if metadata.plugin_name == schema.PLUGIN_NAME:
-                        records[value.tag] = schema.parse_content(metadata.content)
+                        records[value.tag] = schema.unpacked_records(schema.parse_content(metadata.content))
                     elif value.tag not in records:
                         records[value.tag] = None
-                record = records.get(value.tag)
-                if record is None or not value.HasField("tensor"):
+                series = records.get(value.tag)
+                if series is None or not value.HasField("tensor"):
                     continue
-                yield record, event.step, event.wall_time, schema.decode_tensor(value.tensor)
+                decoded = schema.decode_tensor(value.tensor)
+                for record, position in series:
+                    yield record, event.step, event.wall_time, decoded if position is None else decoded[position]
 
 
 def last_logged_step(directory: str | os.PathLike) -> int | None:

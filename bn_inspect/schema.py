@@ -3,11 +3,22 @@
 Every bn-inspect summary is a TensorBoard ``Summary.Value`` whose metadata names the plugin
 ``bn_inspect`` and carries a small JSON *content* record:
 
-    {"v": 1, "kind": "layer", "layer": "model/block/bn", "quantity": "moving_mean",
+    {"v": 2, "kind": "layer", "layer": "model/block/bn", "quantity": "moving_mean",
      "timeline": "epoch"}
 
 Readers identify a series by that record, never by parsing the tag string. Tags are only
 unique names (see :func:`tag_for`).
+
+Per-layer figures (scalars such as ``residual_init_weight``) are stored packed: at each step,
+the layers that logged the same set of figures share one float32 ``[layers, quantities]``
+value under a record of kind ``"layer_figures"`` that lists both:
+
+    {"v": 2, "kind": "layer_figures", "layers": ["bn_1", "bn_2"],
+     "quantities": ["residual_init_weight", "updates"], "timeline": "epoch"}
+
+One tag per layer and figure made TensorBoard's loaders handle (and event files repeat a tag
+for) thousands of 4-byte values per step. Readers unpack them with :func:`unpacked_records`
+into per-layer series identical to the unpacked form, which they also still read.
 
 Steps
     ``timeline="epoch"``: step 0 is the state at ``on_train_begin`` of a fresh fit (the
@@ -21,9 +32,12 @@ Steps
 
 Values
     Per-channel quantities are float32 tensors of shape ``[channels]`` (a layer with several
-    normalised axes is flattened in C order). Per-layer figures are float32 scalars. Model
-    outputs on the probe are float32 ``[samples, features]``. The run configuration is a
-    JSON string tensor.
+    normalised axes is flattened in C order). Per-layer figures are float32 scalars (packed,
+    see above). Model outputs on the probe are float32 ``[samples, features]``. The run
+    configuration is a JSON string tensor.
+
+Versions
+    1: one tag per layer and figure. 2: per-layer figures packed, short tags.
 
 Replicas
     Under a ``tf.distribute`` strategy with several replicas, the probe batch is also split
@@ -46,19 +60,23 @@ Example:
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 from tensorboard.compat.proto import summary_pb2, tensor_pb2, tensor_shape_pb2, types_pb2
 
 PLUGIN_NAME = "bn_inspect"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # --- record kinds --------------------------------------------------------------------------
 KIND_LAYER = "layer"  # one quantity of one BN layer
 KIND_MODEL = "model"  # one quantity of the whole model (probe outputs, gaps)
 KIND_CONFIG = "config"  # run configuration (JSON string)
+KIND_LAYER_FIGURES = "layer_figures"  # per-layer scalars of several layers, packed [layers, quantities]
 
 # --- timelines -----------------------------------------------------------------------------
 TIMELINE_EPOCH = "epoch"
@@ -177,20 +195,58 @@ CONFIG_FIELDS_LAYER = (
 )
 
 
+# Short codes of quantities in tags. Tags are only unique names (readers never parse them),
+# but every value written repeats its tag: short tags keep event files close to the raw
+# float32 payload. Never change a code: a resumed run must write a series under the same tag.
+TAG_CODES = {
+    MOVING_MEAN: "mm",
+    MOVING_VARIANCE: "mv",
+    GAMMA: "g",
+    BETA: "b",
+    PROBE_BATCH_MEAN: "pm",
+    PROBE_BATCH_VARIANCE: "pv",
+    POPULATION_MEAN: "qm",
+    POPULATION_VARIANCE: "qv",
+    REPLICA_BATCH_MEAN_SPREAD: "rm",
+    REPLICA_BATCH_VARIANCE_SPREAD: "rv",
+    REPLICA_MOVING_MEAN_SPREAD: "rmm",
+    REPLICA_MOVING_VARIANCE_SPREAD: "rmv",
+    RESIDUAL_INIT_WEIGHT: "w",
+    UPDATES: "u",
+    PROBE_MEAN_GAP: "pg",
+    PROBE_VAR_LOG_RATIO: "pr",
+    POPULATION_MEAN_GAP: "qg",
+    POPULATION_VAR_LOG_RATIO: "qr",
+    NONFINITE_CHANNELS: "n",
+    REPLICA_MEAN_SPREAD_GAP: "rg",
+    OUTPUT_TRAINING: "ot",
+    OUTPUT_INFERENCE: "oi",
+    OUTPUT_GAP: "og",
+}
+
+
+def layer_key(layer: str) -> str:
+    """A short stable name of a layer path for tags: 8 URL-safe characters of its BLAKE2b
+    hash (48 bits; the writer falls back to a longer tag on a collision within a run)."""
+    digest = hashlib.blake2b(layer.encode("utf-8"), digest_size=6).digest()
+    return base64.urlsafe_b64encode(digest).decode("ascii")
+
+
 def tag_for(kind: str, quantity: str, layer: str | None = None, timeline: str = TIMELINE_EPOCH) -> str:
-    """Return the unique tag of one series.
+    """Return the unique tag of one series: short, stable across fits, never parsed.
 
     Example:
         >>> tag_for(KIND_LAYER, MOVING_MEAN, "net/bn")
-        'bn_inspect/net/bn/moving_mean'
+        'W17UysQQ/mm'
         >>> tag_for(KIND_MODEL, OUTPUT_GAP, timeline=TIMELINE_BATCH)
-        'bn_inspect/_batch/_model/output_gap'
+        '_m/og/b'
     """
-    prefix = PLUGIN_NAME + ("/_batch" if timeline == TIMELINE_BATCH else "")
+    suffix = "/b" if timeline == TIMELINE_BATCH else ""
+    code = TAG_CODES.get(quantity, quantity)
     if kind == KIND_LAYER:
-        return f"{prefix}/{layer}/{quantity}"
+        return f"{layer_key(layer or '')}/{code}{suffix}"
     if kind == KIND_MODEL:
-        return f"{prefix}/_model/{quantity}"
+        return f"_m/{code}{suffix}"
     if kind == KIND_CONFIG:
         return CONFIG_TAG
     raise ValueError(f"unknown kind {kind!r}; use one of {KIND_LAYER!r}, {KIND_MODEL!r}, {KIND_CONFIG!r}")
@@ -225,16 +281,55 @@ def parse_content(content: bytes) -> dict:
         record = json.loads(content.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"not a bn_inspect content record: {exc}") from exc
-    if not isinstance(record, dict) or "kind" not in record or "quantity" not in record:
-        raise ValueError("not a bn_inspect content record: missing 'kind' or 'quantity'")
+    if not isinstance(record, dict) or "kind" not in record:
+        raise ValueError("not a bn_inspect content record: missing 'kind'")
     version = record.get("v", 0)
     if not isinstance(version, int) or version > SCHEMA_VERSION:
         raise ValueError(
             f"bn_inspect schema version {version} is newer than this reader ({SCHEMA_VERSION}); "
             "upgrade bn-inspect"
         )
+    needed = ("layers", "quantities") if record["kind"] == KIND_LAYER_FIGURES else ("quantity",)
+    if any(name not in record for name in needed):
+        raise ValueError(f"not a bn_inspect content record: a {record['kind']!r} record needs {', '.join(needed)}")
     record.setdefault("timeline", TIMELINE_EPOCH)
     return record
+
+
+def figures_record(layers: Sequence[str], quantities: Sequence[str], timeline: str = TIMELINE_EPOCH) -> dict:
+    """The record of per-layer figures packed as ``[layers, quantities]`` (see the module docstring)."""
+    return {"v": SCHEMA_VERSION, "kind": KIND_LAYER_FIGURES, "layers": list(layers), "quantities": list(quantities),
+            "timeline": timeline}
+
+
+def figures_tag(record: dict) -> str:
+    """The tag of a packed-figures record: stable for the same layers and quantities.
+
+    Example:
+        >>> figures_tag(figures_record(["bn"], [UPDATES]))
+        '_L/v2yzrnyz'
+    """
+    names = json.dumps([record["layers"], record["quantities"]]).encode("utf-8")
+    digest = base64.urlsafe_b64encode(hashlib.blake2b(names, digest_size=6).digest()).decode("ascii")
+    return f"_L/{digest}" + ("/b" if record["timeline"] == TIMELINE_BATCH else "")
+
+
+def unpacked_records(record: dict) -> list[tuple[dict, tuple[int, int] | None]]:
+    """The series a stored record holds: each series' own record, with its position in the
+    stored value (``None``: the whole value). Every reader goes through this.
+
+    Example:
+        >>> [(r["layer"], r["quantity"], at) for r, at in unpacked_records(figures_record(["a", "b"], [UPDATES]))]
+        [('a', 'updates', (0, 0)), ('b', 'updates', (1, 0))]
+    """
+    if record["kind"] != KIND_LAYER_FIGURES:
+        return [(record, None)]
+    timeline = record.get("timeline", TIMELINE_EPOCH)
+    return [
+        (content_record(KIND_LAYER, quantity, layer, timeline), (row, column))
+        for row, layer in enumerate(record["layers"])
+        for column, quantity in enumerate(record["quantities"])
+    ]
 
 
 # --- tensor encoding ------------------------------------------------------------------------

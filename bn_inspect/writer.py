@@ -14,6 +14,7 @@ import json
 import os
 import time
 
+import numpy as np
 from tensorboard.compat.proto import event_pb2, summary_pb2
 
 from bn_inspect import schema
@@ -24,50 +25,77 @@ class SummaryWriter:
     """Collects the values of one step and writes them as one ``Event``.
 
     Metadata is attached to the first value of each tag in a file only, as TensorBoard
-    expects (it keeps the first metadata of a series).
+    expects (it keeps the first metadata of a series). Per-layer figures (scalar values of
+    :data:`schema.LAYER_SCALAR_QUANTITIES`) are packed at :meth:`write_step`: one value per
+    set of figures for all the layers that logged it (:func:`schema.figures_record`).
     """
 
     def __init__(self, log_dir: str | os.PathLike) -> None:
         self._file = EventFileWriter(log_dir)
         self._tags_with_metadata: set[str] = set()
+        self._records: dict[str, dict] = {}  # tag -> content record of the series it names
         self._pending: list[summary_pb2.Summary.Value] = []
+        self._figures: dict[str, dict[str, dict[str, float]]] = {}  # timeline -> layer -> quantity -> value
 
     @property
     def path(self) -> str:
         """Path of the event file being written."""
         return str(self._file.path)
 
-    def _add(self, tag: str, tensor, metadata: summary_pb2.SummaryMetadata | None) -> None:
+    def _add(self, tag: str, tensor, record: dict) -> None:
         value = summary_pb2.Summary.Value(tag=tag, tensor=tensor)
-        if metadata is not None and tag not in self._tags_with_metadata:
-            value.metadata.CopyFrom(metadata)
+        if tag not in self._tags_with_metadata:
+            value.metadata.CopyFrom(schema.make_metadata(record))
             self._tags_with_metadata.add(tag)
         self._pending.append(value)
 
+    def _unique_tag(self, tag: str, record: dict) -> str:
+        """``tag``, or a longer one naming the layer path(s) when another series of this file
+        already has ``tag`` (a collision of :func:`schema.layer_key` or :func:`schema.figures_tag`)."""
+        if self._records.setdefault(tag, record) == record:
+            return tag
+        return self._unique_tag(f"{tag}/{record.get('layer') or ','.join(record.get('layers', []))}", record)
+
     def add_layer(self, layer: str, quantity: str, values, timeline: str = schema.TIMELINE_EPOCH) -> None:
         """Queue one per-layer quantity (array or scalar) for the next :meth:`write_step`."""
+        if quantity in schema.LAYER_SCALAR_QUANTITIES and np.ndim(values) == 0:
+            self._figures.setdefault(timeline, {}).setdefault(layer, {})[quantity] = float(values)
+            return
         record = schema.content_record(schema.KIND_LAYER, quantity, layer, timeline)
-        tag = schema.tag_for(schema.KIND_LAYER, quantity, layer, timeline)
-        self._add(tag, schema.encode_array(values), schema.make_metadata(record))
+        tag = self._unique_tag(schema.tag_for(schema.KIND_LAYER, quantity, layer, timeline), record)
+        self._add(tag, schema.encode_array(values), record)
 
     def add_model(self, quantity: str, values, timeline: str = schema.TIMELINE_EPOCH) -> None:
         """Queue one model-level quantity (probe outputs, output gap)."""
         record = schema.content_record(schema.KIND_MODEL, quantity, None, timeline)
         tag = schema.tag_for(schema.KIND_MODEL, quantity, None, timeline)
-        self._add(tag, schema.encode_array(values), schema.make_metadata(record))
+        self._add(tag, schema.encode_array(values), record)
 
     def add_config(self, config: dict) -> None:
         """Queue the run configuration record (JSON)."""
         record = schema.content_record(schema.KIND_CONFIG, "config")
         text = json.dumps(config, sort_keys=True, default=str)
-        self._add(schema.CONFIG_TAG, schema.encode_text(text), schema.make_metadata(record))
+        self._add(schema.CONFIG_TAG, schema.encode_text(text), record)
 
     def add_scalar(self, tag: str, value: float) -> None:
         """Queue a plain scalar, shown by TensorBoard's Scalars tab."""
         self._pending.append(summary_pb2.Summary.Value(tag=tag, simple_value=float(value)))
 
+    def _add_figures(self) -> None:
+        """Queue the per-layer figures, one packed value per set of figures logged."""
+        for timeline, by_layer in self._figures.items():
+            groups: dict[tuple[str, ...], list[str]] = {}
+            for layer, named in by_layer.items():
+                groups.setdefault(tuple(q for q in schema.LAYER_SCALAR_QUANTITIES if q in named), []).append(layer)
+            for quantities, layers in groups.items():
+                record = schema.figures_record(layers, quantities, timeline)
+                values = np.array([[by_layer[layer][q] for q in quantities] for layer in layers], dtype=np.float32)
+                self._add(self._unique_tag(schema.figures_tag(record), record), schema.encode_array(values), record)
+        self._figures = {}
+
     def write_step(self, step: int) -> None:
         """Write everything queued as one event at ``step`` and flush it to disk."""
+        self._add_figures()
         if not self._pending:
             return
         event = event_pb2.Event(wall_time=time.time(), step=int(step), summary=summary_pb2.Summary(value=self._pending))
@@ -78,5 +106,6 @@ class SummaryWriter:
     def close(self) -> None:
         """Close the event file (queued values are dropped)."""
         self._pending = []
+        self._figures = {}
         self._file.close()
 

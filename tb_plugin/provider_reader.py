@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -45,18 +45,24 @@ class SeriesKey:
 
 @dataclass
 class RunIndex:
-    """The bn-inspect series of one run: content key -> tag."""
+    """The bn-inspect series of one run: content key -> tag, or for per-layer figures stored
+    packed, -> where in which tags (:func:`schema.unpacked_records`)."""
 
     name: str
     tags: dict[SeriesKey, str]
+    packed: dict[SeriesKey, list[tuple[str, tuple[int, int]]]] = field(default_factory=dict)
+
+    def keys(self) -> set[SeriesKey]:
+        """Every series the run holds."""
+        return set(self.tags) | set(self.packed)
 
     def layers(self) -> list[str]:
         """Paths of the layers with data, sorted."""
-        return sorted({key.layer for key in self.tags if key.kind == schema.KIND_LAYER and key.layer is not None})
+        return sorted({key.layer for key in self.keys() if key.kind == schema.KIND_LAYER and key.layer is not None})
 
     def quantities(self, layer: str, timeline: str = schema.TIMELINE_EPOCH) -> list[str]:
         """Quantities logged for ``layer`` on ``timeline``, in schema order."""
-        present = {key.quantity for key in self.tags if key.layer == layer and key.timeline == timeline}
+        present = {key.quantity for key in self.keys() if key.layer == layer and key.timeline == timeline}
         return [q for q in schema.LAYER_QUANTITIES if q in present]
 
     @property
@@ -88,16 +94,20 @@ class ProviderReader:
         )
         result = {}
         for run, tags in listing.items():
-            keys = {}
+            index = RunIndex(run, {})
             for tag, time_series in tags.items():
                 try:
                     record = schema.parse_content(time_series.plugin_content)
                 except ValueError:
                     continue  # not ours, or written by a newer bn-inspect
-                key = SeriesKey(record["kind"], record["quantity"], record.get("layer"), record["timeline"])
-                keys[key] = tag
-            if keys:
-                result[run] = RunIndex(run, keys)
+                for series, position in schema.unpacked_records(record):
+                    key = SeriesKey(series["kind"], series["quantity"], series.get("layer"), series["timeline"])
+                    if position is None:
+                        index.tags[key] = tag
+                    else:
+                        index.packed.setdefault(key, []).append((tag, position))
+            if index.keys():
+                result[run] = index
         return result
 
     def _read_tags(self, run: str, tags: Sequence[str]) -> dict[str, list[provider.TensorDatum]]:
@@ -115,9 +125,18 @@ class ProviderReader:
     def read(self, run: RunIndex, keys: Iterable[SeriesKey]) -> dict[SeriesKey, Series]:
         """The numeric series of ``keys`` that ``run`` holds (missing keys are left out);
         a repeated step keeps the value written last."""
+        keys = list(keys)
         wanted = {run.tags[key]: key for key in keys if key in run.tags}
-        data = self._read_tags(run.name, list(wanted))
-        return {wanted[tag]: dedupe_last((d.step, d.wall_time, d.numpy) for d in datums) for tag, datums in data.items()}
+        packed = [(key, tag, position) for key in keys for tag, position in run.packed.get(key, [])]
+        data = self._read_tags(run.name, list(dict.fromkeys([*wanted, *(tag for _, tag, _ in packed)])))
+        result = {wanted[tag]: dedupe_last((d.step, d.wall_time, d.numpy) for d in data[tag]) for tag in wanted if tag in data}
+        points: dict[SeriesKey, list[tuple[int, float, Any]]] = {}
+        for key, tag, position in packed:
+            points.setdefault(key, []).extend((d.step, d.wall_time, d.numpy[position]) for d in data.get(tag, []))
+        for key, found in points.items():
+            if found:  # several packed tags (the set of figures changed): the last written wins
+                result[key] = dedupe_last(sorted(found, key=lambda point: point[1]))
+        return result
 
     def configs(self, run: RunIndex) -> list[tuple[int, dict]]:
         """Every run-config record (one per fit) as ``(step, record)``, by step, in the order
