@@ -261,9 +261,20 @@ def channel_summary(series: np.ndarray, low: float = 10.0, high: float = 90.0) -
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN steps give NaN
         return {
             "mean": np.nanmean(values, axis=1),
-            "low": np.nanpercentile(values, low, axis=1),
-            "high": np.nanpercentile(values, high, axis=1),
+            "low": _row_nanpercentile(values, low),
+            "high": _row_nanpercentile(values, high),
         }
+
+
+def _row_nanpercentile(values: np.ndarray, q: float) -> np.ndarray:
+    """``np.nanpercentile(values, q, axis=1)``, computed in one vectorised call for the rows
+    without NaN (``nanpercentile`` loops over rows in Python: ~0.5 ms per row)."""
+    has_nan = np.isnan(values).any(axis=1)
+    result = np.empty(values.shape[0], dtype=np.float64)
+    result[~has_nan] = np.percentile(values[~has_nan], q, axis=1)
+    if has_nan.any():
+        result[has_nan] = np.nanpercentile(values[has_nan], q, axis=1)
+    return result
 
 
 def run_distance(
