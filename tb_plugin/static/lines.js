@@ -7,10 +7,14 @@ import {el} from "./dom.js";
 const toPlain = (values) => Array.from(values, (v) => (Number.isFinite(v) ? v : null));
 // Tick steps for an x axis of whole numbers (epochs, channels): never 0.25 of an epoch.
 const INTEGER_INCRS = [1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 2000, 5000, 10000];
+// Line of the k-th series that sets no `dash`: the first solid, the next ones dashed or dotted,
+// so that a series drawn exactly over another (two runs sharing their first epochs) lets it show.
+const SERIES_DASHES = [undefined, [10, 5], [3, 4], [12, 4, 3, 4]];
 
 /**
  * A responsive line chart. Each series: {label, x, y, color, dash?, low?, high?}; x/y/low/high
- * are arrays of equal length (typed arrays are fine, NaN is a gap). With low/high the series
+ * are arrays of equal length (typed arrays are fine, NaN is a gap). Without a `dash` key, a
+ * series' line is solid, dashed or dotted by its position. With low/high the series
  * gets a shaded band. `points: true` draws markers only (for a categorical x such as channels).
  * The legend shows the values under the cursor.
  * Example:
@@ -22,11 +26,11 @@ export function lineChart({xLabel, yLabel, series, height = 230, bandLabels = ["
   const uSeries = [{label: xLabel}];
   const bands = [];
   const bandColumns = [];
-  for (const s of series) {
+  for (const [k, s] of series.entries()) {
     const table = [toPlain(s.x), toPlain(s.y)];
     const style = points
       ? {paths: () => null, points: {show: true, size: s.x.length > 400 ? 3 : 6, width: 0, fill: s.color}}
-      : {width: 2, dash: s.dash, spanGaps: true, points: {show: s.x.length <= 40, size: 5}};
+      : {width: 2, dash: "dash" in s ? s.dash : SERIES_DASHES[k % SERIES_DASHES.length], spanGaps: true, points: {show: s.x.length <= 40, size: 5}};
     uSeries.push({label: s.label, stroke: s.color, ...style});
     if (s.low && s.high) {
       const column = uSeries.length;
