@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # The Keras backend used by the demo and tests; tensorflow-cpu keeps the download small.
 BACKEND_EXTRA ?= tf-cpu
 PORT ?= 6006
-# Tests that exercise the Keras backend, run a second time on JAX (see docs/compatibility.md).
+# Tests that exercise the Keras backend, run a second time on JAX (see the README's Compatibility section).
 JAX_TESTS := tests/test_probe.py tests/test_callback.py tests/test_population.py tests/test_recalibrate.py
 
 .PHONY: setup setup-jax demo examples tensorboard test test-jax screenshots bench clean
@@ -39,7 +39,7 @@ test-jax: setup-jax
 
 screenshots: setup  # refresh the README's pictures of the tab
 	bash .ci/ensure-chromium
-	BN_INSPECT_SCREENSHOTS=docs/img $(BIN)/python -m pytest -q tests/test_browser.py
+	BN_INSPECT_SCREENSHOTS=examples/screenshots $(BIN)/python -m pytest -q tests/test_browser.py
 
 bench: setup
 	$(BIN)/python -m bench.run_all

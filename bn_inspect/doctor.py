@@ -4,7 +4,7 @@ Pure functions over what :func:`bn_inspect.reader.load_logdir` returns: no Keras
 TensorFlow, no TensorBoard server. The CLI (``bn-inspect doctor``), the TensorBoard tab and
 the tests share them. Every check reads one run's last logged epoch (and its configuration)
 and returns :class:`Finding` records; :func:`diagnose` runs them all. The thresholds below
-are module constants, each with the reasoning behind it (docs/doctor.md explains them).
+are module constants, each with the reasoning behind it (the README's BN doctor section explains them).
 
 Example:
     >>> from bn_inspect import load_logdir

@@ -37,7 +37,7 @@ CHROMIUM_ARGS = [
 ]
 HOSTILE_RUN = "<img src=x onerror=alert(1)>"
 # Screenshots of each view go to a temporary folder; `make screenshots` points
-# BN_INSPECT_SCREENSHOTS at docs/img to refresh the README's pictures.
+# BN_INSPECT_SCREENSHOTS at examples/screenshots to refresh the README's pictures.
 SCREENSHOTS = Path(os.environ.get("BN_INSPECT_SCREENSHOTS", Path(tempfile.gettempdir()) / "bn-inspect-screenshots"))
 VIEWPORT = {"width": 1400, "height": 900}
 BACKGROUND = (255, 255, 255)
