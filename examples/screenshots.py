@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import io
 import json
-import socket
-import subprocess
 import sys
 import time
 import urllib.request
@@ -25,20 +23,11 @@ from pathlib import Path
 from PIL import Image  # a dependency of tensorboard
 from playwright.sync_api import FrameLocator, Page, sync_playwright
 
+from local_tensorboard import launch_chromium, serve
+
 EXAMPLES = Path(__file__).resolve().parent
 LOG_ROOT = EXAMPLES.parent / "logs"
 OUTPUT = EXAMPLES / "screenshots"
-CHROMIUM = Path("/usr/bin/chromium")  # Debian's; Playwright's own browser when absent
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 WIDTH = 1120  # CSS pixels: two chart columns, text still legible when the README scales it down
 SCALE = 2  # device pixels per CSS pixel
 TOP_SHADOW = 8  # CSS pixels of TensorBoard's toolbar shadow over the top of the tab
@@ -91,13 +80,6 @@ PICTURES = (
 )
 
 
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def listed_runs(url: str) -> str | None:
     """The tab's run listing as text, or None while TensorBoard does not answer."""
     try:
@@ -110,16 +92,12 @@ def listed_runs(url: str) -> str | None:
 @contextmanager
 def tensorboard(logdir: Path, runs: tuple[str, ...], timeout: float = 180.0) -> Iterator[str]:
     """Serve ``logdir`` on a free port; yield its URL once ``runs`` are loaded and stable."""
-    url = f"http://127.0.0.1:{free_port()}"
-    command = [sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir), "--host", "127.0.0.1"]
-    command += ["--port", url.rsplit(":", 1)[1], "--reload_interval", "0"]  # load once
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
+    with serve(logdir, "--reload_interval", "0") as (url, process):  # load once
         deadline = time.monotonic() + timeout
         previous = None
         while True:
             if process.poll() is not None:
-                raise RuntimeError(f"tensorboard exited with code {process.returncode}: {' '.join(command)}")
+                raise RuntimeError(f"tensorboard exited with code {process.returncode} on {logdir}")
             if time.monotonic() > deadline:
                 raise RuntimeError(f"tensorboard did not list the runs {runs} of {logdir} in {timeout:.0f} s")
             listing = listed_runs(url)
@@ -130,12 +108,6 @@ def tensorboard(logdir: Path, runs: tuple[str, ...], timeout: float = 180.0) -> 
             previous = listing
             time.sleep(1.0)
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 def wait_ready(page: Page, tab: FrameLocator) -> None:
@@ -266,9 +238,7 @@ def main(names: list[str]) -> None:
     OUTPUT.mkdir(exist_ok=True)
     start = time.perf_counter()
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM) if CHROMIUM.exists() else None, args=CHROMIUM_ARGS
-        )
+        browser = launch_chromium(playwright)
         page = browser.new_page(viewport={"width": WIDTH, "height": 900}, device_scale_factor=SCALE)
         errors: list[str] = []
         page.on("pageerror", lambda error: errors.append(str(error)))

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,17 +23,9 @@ from plugin_logdirs import FROZEN_LAYER, FROZEN_RUN, NONFINITE_LAYER, REPLICA_RU
 
 from bn_inspect import doctor, load_logdir, schema
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+from local_tensorboard import launch_chromium, serve  # noqa: E402
+
 HOSTILE_RUN = "<img src=x onerror=alert(1)>"
 # Screenshots of each view go to a temporary folder; `make screenshots` points
 # BN_INSPECT_SCREENSHOTS at examples/screenshots to refresh the README's pictures.
@@ -42,12 +33,6 @@ SCREENSHOTS = Path(os.environ.get("BN_INSPECT_SCREENSHOTS", Path(tempfile.gettem
 VIEWPORT = {"width": 1400, "height": 900}
 BACKGROUND = (255, 255, 255)
 NONFINITE_RGB = (233, 30, 99)  # the heatmap's NaN / inf colour (colors.js)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_for_tab(url: str, process: subprocess.Popen, timeout: float = 90.0) -> None:
@@ -74,29 +59,16 @@ def browser_logdir(plugin_logdir, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def tensorboard_url(browser_logdir, tmp_path_factory):
-    port = free_port()
-    command = [str(Path(sys.executable).with_name("tensorboard")), "--logdir", str(browser_logdir)]
-    command += ["--port", str(port), "--host", "127.0.0.1", "--reload_interval", "1"]
-    log = (tmp_path_factory.mktemp("tensorboard") / "tensorboard.log").open("w")
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_tab(url, process)
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
+    with (tmp_path_factory.mktemp("tensorboard") / "tensorboard.log").open("w") as log:
+        with serve(browser_logdir, "--reload_interval", "1", log=log) as (url, process):
+            wait_for_tab(url, process)
+            yield url
 
 
 @pytest.fixture(scope="module")
 def page(tensorboard_url):
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = launch_chromium(playwright)
         page = browser.new_page(viewport=VIEWPORT)
         page.problems = []
         page.on("pageerror", lambda error: page.problems.append(f"page error: {error}"))

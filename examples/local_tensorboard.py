@@ -1,0 +1,79 @@
+"""TensorBoard with the BN Inspect tab on a free local port, and Debian's headless Chromium to
+look at it: shared by ``examples/screenshots.py``, the browser tests and the benchmarks.
+
+Example:
+    >>> with serve("logs") as (url, process):  # doctest: +SKIP
+    ...     print(url)
+    http://127.0.0.1:40123
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's package; browser downloads are not used
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def tensorboard_command(logdir: str | os.PathLike, port: int, *extra_args: str) -> list[str]:
+    """The ``tensorboard`` command of this Python environment, serving ``logdir`` on loopback."""
+    script = Path(sys.executable).with_name("tensorboard")
+    program = [str(script)] if script.exists() else [sys.executable, "-m", "tensorboard.main"]
+    return [*program, "--logdir", str(logdir), "--host", "127.0.0.1", "--port", str(port), *extra_args]
+
+
+def stop(process: subprocess.Popen) -> None:
+    """Terminate a child process, killing it if it does not exit within 10 s."""
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@contextmanager
+def serve(
+    logdir: str | os.PathLike, *extra_args: str, log: IO[Any] | int = subprocess.DEVNULL
+) -> Iterator[tuple[str, subprocess.Popen]]:
+    """Start ``tensorboard`` on ``logdir`` and a free port; yield ``(url, process)``; stop it.
+
+    Returns at once: poll the URL until it answers (TensorBoard imports TensorFlow first).
+    """
+    port = free_port()
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    process = subprocess.Popen(
+        tensorboard_command(logdir, port, *extra_args), stdout=log, stderr=subprocess.STDOUT, env=env
+    )
+    try:
+        yield f"http://127.0.0.1:{port}", process
+    finally:
+        stop(process)
+
+
+def launch_chromium(playwright: Any) -> Any:
+    """Debian's Chromium, headless, through a Playwright instance."""
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
