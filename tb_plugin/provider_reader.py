@@ -76,6 +76,30 @@ def _text(value: Any) -> str:
     return item.decode("utf-8") if isinstance(item, bytes) else str(item)
 
 
+def _tags_of(run: RunIndex, keys: Sequence[SeriesKey]) -> list[str]:
+    """The tags holding ``keys`` in ``run`` (packed ones once), and its config tag."""
+    tags = [run.tags[key] for key in keys if key in run.tags]
+    tags += [tag for key in keys for tag, _ in run.packed.get(key, [])]
+    return list(dict.fromkeys(tags + ([run.config_tag] if run.config_tag else [])))
+
+
+def _series_of(run: RunIndex, keys: Sequence[SeriesKey], datums: dict[str, list]) -> dict[SeriesKey, Series]:
+    """The series of ``keys`` from the points read for ``run``'s tags (packed ones unpacked)."""
+    result = {key: dedupe_last((d.step, d.wall_time, d.numpy) for d in datums[run.tags[key]])
+              for key in keys if key in run.tags and run.tags[key] in datums}
+    for key in keys:
+        found = [(d.step, d.wall_time, d.numpy[position]) for tag, position in run.packed.get(key, []) for d in datums.get(tag, [])]
+        if found:  # from several packed tags when the set of figures changed: the last written wins
+            result[key] = dedupe_last(sorted(found, key=lambda point: point[1]))
+    return result
+
+
+def _config_records(datums: list) -> list[tuple[int, dict]]:
+    """Run-config records ``(step, record)`` by step, in the order written within a step."""
+    points = sorted(enumerate(datums), key=lambda item: (item[1].step, item[0]))
+    return [(int(point.step), json.loads(_text(point.numpy))) for _, point in points]
+
+
 class ProviderReader:
     """bn-inspect views of one request's data provider, context and experiment."""
 
@@ -110,41 +134,49 @@ class ProviderReader:
                 result[run] = index
         return result
 
-    def _read_tags(self, run: str, tags: Sequence[str]) -> dict[str, list[provider.TensorDatum]]:
-        if not tags:
+    def _read_tensors(self, runs: Sequence[str], tags: Sequence[str]) -> dict[str, dict[str, list[provider.TensorDatum]]]:
+        """Every point of ``tags`` of ``runs`` in one data-provider call (with the Rust data
+        server, one round trip: ~40 ms each on loopback, so routes make as few as they can)."""
+        if not runs or not tags:
             return {}
-        result = self._provider.read_tensors(
+        return self._provider.read_tensors(
             self._ctx,
             experiment_id=self._experiment_id,
             plugin_name=schema.PLUGIN_NAME,
             downsample=MAX_POINTS,
-            run_tag_filter=provider.RunTagFilter(runs=[run], tags=list(tags)),
+            run_tag_filter=provider.RunTagFilter(runs=list(runs), tags=list(tags)),
         )
-        return result.get(run, {})
+
+    def read_runs(
+        self, runs: Sequence[RunIndex], keys: Iterable[SeriesKey]
+    ) -> dict[str, tuple[dict[SeriesKey, Series], list[tuple[int, dict]]]]:
+        """For each of ``runs``: the numeric series of ``keys`` it holds (missing keys are left
+        out; a repeated step keeps the value written last) and its config records (as
+        :meth:`configs`), all read in one data-provider call."""
+        keys = list(keys)
+        tags = {tag: None for run in runs for tag in _tags_of(run, keys)}
+        data = self._read_tensors([run.name for run in runs], list(tags))
+        result = {}
+        for run in runs:
+            datums = data.get(run.name, {})
+            result[run.name] = (_series_of(run, keys, datums), _config_records(datums.get(run.config_tag, [])))
+        return result
 
     def read(self, run: RunIndex, keys: Iterable[SeriesKey]) -> dict[SeriesKey, Series]:
-        """The numeric series of ``keys`` that ``run`` holds (missing keys are left out);
-        a repeated step keeps the value written last."""
+        """The numeric series of ``keys`` that ``run`` holds (see :meth:`read_runs`)."""
         keys = list(keys)
-        wanted = {run.tags[key]: key for key in keys if key in run.tags}
-        packed = [(key, tag, position) for key in keys for tag, position in run.packed.get(key, [])]
-        data = self._read_tags(run.name, list(dict.fromkeys([*wanted, *(tag for _, tag, _ in packed)])))
-        result = {wanted[tag]: dedupe_last((d.step, d.wall_time, d.numpy) for d in data[tag]) for tag in wanted if tag in data}
-        points: dict[SeriesKey, list[tuple[int, float, Any]]] = {}
-        for key, tag, position in packed:
-            points.setdefault(key, []).extend((d.step, d.wall_time, d.numpy[position]) for d in data.get(tag, []))
-        for key, found in points.items():
-            if found:  # several packed tags (the set of figures changed): the last written wins
-                result[key] = dedupe_last(sorted(found, key=lambda point: point[1]))
-        return result
+        datums = self._read_tensors([run.name], [tag for tag in _tags_of(run, keys) if tag != run.config_tag])
+        return _series_of(run, keys, datums.get(run.name, {}))
+
+    def read_with_config(self, run: RunIndex, keys: Iterable[SeriesKey]) -> tuple[dict[SeriesKey, Series], dict | None]:
+        """:meth:`read` and :meth:`config` in one data-provider call."""
+        series, configs = self.read_runs([run], keys)[run.name]
+        return series, configs[-1][1] if configs else None
 
     def configs(self, run: RunIndex) -> list[tuple[int, dict]]:
         """Every run-config record (one per fit) as ``(step, record)``, by step, in the order
         written within a step (as :attr:`bn_inspect.reader.RunData.configs`)."""
-        tag = run.config_tag
-        datums = self._read_tags(run.name, [tag]) if tag else {}
-        points = sorted(enumerate(datums.get(tag, [])), key=lambda item: (item[1].step, item[0]))
-        return [(int(point.step), json.loads(_text(point.numpy))) for _, point in points]
+        return self.read_runs([run], [])[run.name][1]
 
     def config(self, run: RunIndex) -> dict | None:
         """The newest run-config record (highest step, last written), or ``None``."""
@@ -157,10 +189,9 @@ class ProviderReader:
         what pure functions over ``RunData`` (e.g. :func:`bn_inspect.doctor.diagnose`) read."""
         keys = [SeriesKey(schema.KIND_LAYER, q, layer) for layer in run.layers() for q in layer_quantities]
         keys += [SeriesKey(schema.KIND_MODEL, q) for q in model_quantities]
-        configs = self.configs(run)
+        data, configs = self.read_runs([run], keys)[run.name]
         config = configs[-1][1] if configs else None
         order = [entry.get("path") for entry in (config or {}).get("layers", [])]
-        data = self.read(run, keys)
         layers: dict[str, dict[str, Series]] = {}
         for layer in sorted(run.layers(), key=lambda path: (order.index(path) if path in order else len(order), path)):
             quantities = {key.quantity: s for key, s in data.items() if key.kind == schema.KIND_LAYER and key.layer == layer}

@@ -112,12 +112,15 @@ def runs_overview(reader: ProviderReader) -> dict:
     initializer weight left at the last epoch.
     """
     runs = []
-    for name, run in sorted(reader.index().items()):
-        config = reader.config(run)
+    index = reader.index()
+    gap_key = SeriesKey(schema.KIND_MODEL, schema.OUTPUT_GAP)
+    per_layer = (schema.RESIDUAL_INIT_WEIGHT, schema.NONFINITE_CHANNELS)
+    all_layers = {layer for run in index.values() for layer in run.layers()}
+    read = reader.read_runs(list(index.values()), [gap_key] + [_key(q, layer) for layer in all_layers for q in per_layer])
+    for name, run in sorted(index.items()):
+        data, configs = read[name]
+        config = configs[-1][1] if configs else None
         layers = _ordered_layers(run, config)
-        gap_key = SeriesKey(schema.KIND_MODEL, schema.OUTPUT_GAP)
-        per_layer = (schema.RESIDUAL_INIT_WEIGHT, schema.NONFINITE_CHANNELS)
-        data = reader.read(run, [gap_key] + [_key(q, layer) for layer in layers for q in per_layer])
         layer_configs = {entry.get("path"): entry for entry in (config or {}).get("layers", [])}
         layer_entries = []
         for layer in layers:
@@ -166,10 +169,11 @@ def layer_series(
     run = _run(reader.index([run_name]), run_name)
     _check_layer(run, layer)
     key = _key(quantity, layer, timeline)
-    series = reader.read(run, [key]).get(key)
+    data, config = reader.read_with_config(run, [key])
+    series = data.get(key)
     if series is None:
         raise NotFound(f"run {run_name!r} logged no {quantity} for layer {layer!r} on the {timeline} timeline")
-    epochs = steps_to_epochs(series.steps, timeline == schema.TIMELINE_BATCH, _steps_per_epoch(reader.config(run)))
+    epochs = steps_to_epochs(series.steps, timeline == schema.TIMELINE_BATCH, _steps_per_epoch(config))
     arrays = {"values": series.values}
     if series.values.ndim == 2:
         arrays["drift"] = stats.drift(series.values)
@@ -186,14 +190,17 @@ def layer_series(
     return meta, arrays
 
 
+COMPARED_CURVES = schema.VARIABLE_QUANTITIES + (schema.RESIDUAL_INIT_WEIGHT,)
+
+
 def _compare_one(
-    reader: ProviderReader, run: RunIndex, layer: str, prefix: str, arrays: dict[str, np.ndarray]
+    run: RunIndex, layer: str, read: tuple[dict[SeriesKey, Series], list], prefix: str, arrays: dict[str, np.ndarray]
 ) -> tuple[dict, dict[str, Series]]:
-    """Curves of one run for ``compare_runs``; returns its meta and its epoch series."""
-    spe = _steps_per_epoch(reader.config(run))
-    curves = schema.VARIABLE_QUANTITIES + (schema.RESIDUAL_INIT_WEIGHT,)
-    keys = [_key(q, layer, t) for q in curves for t in schema.TIMELINES]
-    data = reader.read(run, keys)
+    """Curves of one run for ``compare_runs`` from its ``read`` series and configs; returns
+    its meta and its epoch series."""
+    data, configs = read
+    spe = _steps_per_epoch(configs[-1][1] if configs else None)
+    curves = COMPARED_CURVES
     epoch_series = {}
     for quantity in curves:
         epoch = data.get(_key(quantity, layer))
@@ -231,9 +238,11 @@ def compare_runs(reader: ProviderReader, run_names: Sequence[str], layer: str) -
         raise NotFound(f"unknown layer {layer!r}: none of the runs has it")
     arrays: dict[str, np.ndarray] = {}
     runs_meta, all_series = [], []
+    keys = [_key(q, layer, t) for q in COMPARED_CURVES for t in schema.TIMELINES]
+    read = reader.read_runs([run for run in index.values() if layer in run.layers()], keys)
     for position, run in enumerate(runs):
         if layer in run.layers():
-            meta, series = _compare_one(reader, run, layer, str(position), arrays)
+            meta, series = _compare_one(run, layer, read[run.name], str(position), arrays)
         else:
             meta, series = {"run": run.name, "has_layer": False, "within_epoch": False, "quantities": []}, {}
         runs_meta.append(meta)
@@ -268,11 +277,12 @@ def train_vs_inference(reader: ProviderReader, run_name: str) -> tuple[dict, dic
     ``[steps]``. Meta: the steps of each, ``frozen`` per layer and the run's ``replicas``.
     """
     run = _run(reader.index([run_name]), run_name)
-    config = reader.config(run) or {}
+    gap_key = SeriesKey(schema.KIND_MODEL, schema.OUTPUT_GAP)
+    keys = [gap_key] + [_key(q, layer) for q in GAP_QUANTITIES for layer in run.layers()]
+    data, config = reader.read_with_config(run, keys)
+    config = config or {}
     layers = _ordered_layers(run, config)
     layer_configs = {entry.get("path"): entry for entry in config.get("layers", [])}
-    gap_key = SeriesKey(schema.KIND_MODEL, schema.OUTPUT_GAP)
-    data = reader.read(run, [gap_key] + [_key(q, layer) for q in GAP_QUANTITIES for layer in layers])
     arrays: dict[str, np.ndarray] = {}
     meta: dict = {
         "run": run_name,
