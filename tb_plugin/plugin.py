@@ -34,7 +34,7 @@ from werkzeug import wrappers
 from bn_inspect import schema
 from tb_plugin import payload, queries, static_files
 from tb_plugin.errors import BadRequest, RouteError
-from tb_plugin.provider_reader import ProviderReader
+from tb_plugin.provider_reader import IndexCache, ProviderReader
 
 STATIC_PREFIX = f"{application.DATA_PREFIX}{application.PLUGIN_PREFIX}/{schema.PLUGIN_NAME}/"
 Handler = Callable[[wrappers.Request, ProviderReader], wrappers.Response]
@@ -67,6 +67,7 @@ class BNInspectPlugin(base_plugin.TBPlugin):
 
     def __init__(self, context: base_plugin.TBContext) -> None:
         self._data_provider = context.data_provider
+        self._index_cache: IndexCache = {}
 
     def get_plugin_apps(self) -> dict:
         return {
@@ -96,6 +97,7 @@ class BNInspectPlugin(base_plugin.TBPlugin):
                 self._data_provider,
                 plugin_util.context(request.environ),
                 plugin_util.experiment_id(request.environ),
+                self._index_cache,
             )
             try:
                 return handler(request, reader)

@@ -100,16 +100,43 @@ def _config_records(datums: list) -> list[tuple[int, dict]]:
     return [(int(point.step), json.loads(_text(point.numpy))) for _, point in points]
 
 
-class ProviderReader:
-    """bn-inspect views of one request's data provider, context and experiment."""
+IndexCache = dict[tuple[str, str], RunIndex]  # (experiment id, run) -> its index, kept between requests
 
-    def __init__(self, data_provider: provider.DataProvider, ctx: Any, experiment_id: str) -> None:
+
+class ProviderReader:
+    """bn-inspect views of one request's data provider, context and experiment.
+
+    With an ``index_cache``, the index of a run is listed once and reused by later requests
+    (listing a run's series costs a data-server round trip, ~40 ms, and under the Python
+    loader a scan of every point). A cached index stays right: a tag always names the same
+    series (:func:`schema.tag_for`). It only lacks series logged since: the ``runs`` route
+    (the tab's Reload) lists every run again.
+    """
+
+    def __init__(
+        self, data_provider: provider.DataProvider, ctx: Any, experiment_id: str, index_cache: IndexCache | None = None
+    ) -> None:
         self._provider = data_provider
         self._ctx = ctx
         self._experiment_id = experiment_id
+        self._cache = index_cache
 
     def index(self, runs: Sequence[str] | None = None) -> dict[str, RunIndex]:
-        """Runs with bn-inspect series (all, or those named in ``runs``), by name."""
+        """Runs with bn-inspect series (all, listed afresh; or those named in ``runs``, from
+        the index cache when it holds them all), by name."""
+        cache = self._cache if self._cache is not None else {}
+        if runs is not None:
+            cached = {run: cache.get((self._experiment_id, run)) for run in runs}
+            if all(index is not None for index in cached.values()):
+                return cached
+        result = self._list(runs)
+        if runs is None:
+            for key in [key for key in list(cache) if key[0] == self._experiment_id and key[1] not in result]:
+                cache.pop(key, None)
+        cache.update({(self._experiment_id, name): index for name, index in result.items()})
+        return result
+
+    def _list(self, runs: Sequence[str] | None) -> dict[str, RunIndex]:
         listing = self._provider.list_tensors(
             self._ctx,
             experiment_id=self._experiment_id,
