@@ -375,28 +375,27 @@ def test_findings_panel_opens_the_view_run_and_layer(page, tab, browser_logdir):
     assert page.problems == []
 
 
-def test_heatmap_of_2048_channels_by_200_epochs_stays_fast(tab):
-    timing = tab.evaluate(
+def test_heatmap_of_2048_channels_by_200_epochs_draws_every_cell(tab):
+    """The largest heatmap the issue names draws completely (its speed is bench/frontend.py's)."""
+    drawn = tab.evaluate(
         """async () => {
             const {Heatmap} = await import(new URL("heatmap.js", document.baseURI).toString());
             const rows = 2048, cols = 200, values = new Float32Array(rows * cols);
-            for (let i = 0; i < values.length; i++) values[i] = Math.sin(i / 977) + (i % cols) / cols;
+            for (let i = 0; i < values.length; i++) values[i] = (i % cols) / cols;  // a ramp over epochs
             const map = new Heatmap({xLabel: "epoch", yLabel: "channel", valueLabel: "v", height: 500});
             map.root.style.width = "1200px";
             document.body.append(map.root);
-            const start = performance.now();
             map.setData({rows, cols, values, colLabels: [...Array(cols).keys()]});
-            const drawn = performance.now() - start;
-            const redrawStart = performance.now();
-            map.draw();
-            const redrawn = performance.now() - redrawStart;
+            const canvas = map.root.querySelector("canvas");
+            const image = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
+            const colours = new Set();
+            for (let i = 0; i < image.length; i += 4) colours.add((image[i] << 16) | (image[i + 1] << 8) | image[i + 2]);
             map.root.remove();
-            return {drawn, redrawn, ok: map.root.dataset.drawn === "true"};
+            return {ok: map.root.dataset.drawn === "true", colours: colours.size};
         }"""
     )
-    assert timing["ok"]
-    assert timing["drawn"] < 400, timing  # ms, paint + draw of 409,600 cells
-    assert timing["redrawn"] < 100, timing
+    assert drawn["ok"]
+    assert drawn["colours"] > 50, drawn  # the ramp spans the colour scale, not one flat fill
 
 
 def test_a_hostile_run_name_shows_as_text(page, tab, tensorboard_url, browser_logdir, plugin_logdir):
