@@ -81,6 +81,15 @@ def load_average() -> tuple[float, float, float]:
     return os.getloadavg()
 
 
+def cpu_seconds() -> tuple[float, float]:
+    """CPU seconds used so far by the whole machine (``/proc/stat``) and by this process with
+    its finished children: their difference over a run is the other processes' share."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    busy = sum(int(v) for v in fields) - int(fields[3]) - int(fields[4])  # minus idle and iowait
+    own = os.times()
+    return busy / os.sysconf("SC_CLK_TCK"), own.user + own.system + own.children_user + own.children_system
+
+
 def machine() -> dict[str, str]:
     """CPU model, cores, memory and OS of this machine."""
     cpu = platform.processor() or platform.machine()

@@ -132,6 +132,8 @@ def run(quick: bool = False) -> Section:
     with serve(logdir, load_fast=False) as server:
         wait_for(server, complete, 600)
         measured = measure_views(server.url, spec, sizes["reps"])
+    if measured["heatmap"] != [spec.channels, spec.epochs + 1]:
+        raise RuntimeError(f"the Epochs heatmap drew {measured['heatmap']} cells, not {spec.channels} x {spec.epochs + 1}")
     epochs, compare = measured["epochs"], measured["compare"]
     cells = f"{spec.channels}-channel × {spec.epochs + 1}-step"
     figures: list[Figure] = [

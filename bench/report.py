@@ -8,6 +8,7 @@ from pathlib import Path
 from bench.common import OUT_DIR, Section
 
 QUIET_LOAD = 1.5
+QUIET_OTHER_CORES = 0.5
 
 
 def _figure_rows(sections: list[Section]) -> list[str]:
@@ -31,12 +32,14 @@ def markdown(sections: list[Section], meta: dict) -> str:
         f"{meta['machine']['os']}",
         "- Versions: " + ", ".join(f"{name} {version}" for name, version in meta["versions"].items()),
         f"- Load average (1/5/15 min): {' / '.join(f'{v:.2f}' for v in load_start)} at start, "
-        f"{' / '.join(f'{v:.2f}' for v in load_end)} at end",
+        f"{' / '.join(f'{v:.2f}' for v in load_end)} at end (the benchmarks' own work included); other processes "
+        f"used {meta['other_cores']:.2f} cores on average during the run",
     ]
-    if max(load_start[0], load_end[0]) > QUIET_LOAD:
+    if load_start[0] > QUIET_LOAD or meta["other_cores"] > QUIET_OTHER_CORES:
         lines.append(
-            f"- **The machine was not quiet** (1-minute load above {QUIET_LOAD} on {meta['machine']['cores']} cores): "
-            "other work shared the CPU, so absolute times are inflated and ratios noisier than on an idle machine."
+            f"- **The machine was not quiet** (1-minute load above {QUIET_LOAD} at start, or other processes using "
+            f"more than {QUIET_OTHER_CORES} core): other work shared the CPU, so absolute times are inflated and "
+            "ratios noisier than on an idle machine."
         )
     lines += ["", "## Summary", "", *_figure_rows(sections)]
     for section in sections:

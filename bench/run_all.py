@@ -21,7 +21,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from bench import report  # noqa: E402
-from bench.common import OUT_DIR, Section, load_average, machine, versions  # noqa: E402
+from bench.common import OUT_DIR, Section, cpu_seconds, load_average, machine, versions  # noqa: E402
 
 BENCHMARKS = {
     "overhead": "bench.overhead",
@@ -50,6 +50,7 @@ def run(names: list[str], quick: bool, output: Path) -> Path:
         "versions": versions(),
         "load_start": load_average(),
     }
+    machine_cpu, own_cpu = cpu_seconds()
     sections: list[Section] = []
     for name in names:
         print(f"== {name}", file=sys.stderr, flush=True)
@@ -59,6 +60,8 @@ def run(names: list[str], quick: bool, output: Path) -> Path:
         sections.append(section)
     meta["load_end"] = load_average()
     meta["seconds"] = time.perf_counter() - started
+    machine_end, own_end = cpu_seconds()
+    meta["other_cores"] = max(0.0, (machine_end - machine_cpu) - (own_end - own_cpu)) / meta["seconds"]
     return report.write(sections, meta, output)
 
 
