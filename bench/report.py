@@ -45,8 +45,7 @@ def markdown(sections: list[Section], meta: dict) -> str:
     for section in sections:
         lines += ["", f"## {section.title}", "", section.setup, "", *_figure_rows([section]), ""]
         lines += section.details
-        misses = [f for f in section.figures if f.passed is False]
-        if misses and section.limits:
+        if section.limits:
             lines += ["", "### What limits it", ""]
             for paragraph in section.limits:
                 lines += [paragraph, ""]
