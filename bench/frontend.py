@@ -17,16 +17,14 @@ Run: ``python -m bench.frontend [--quick]``.
 from __future__ import annotations
 
 import argparse
-import time
 
 from bench.common import OUT_DIR, Figure, Section, at_most, median
 from bench.synthetic_logdir import Spec, ensure_logdir
 from bench.tensorboard_server import serve, wait_for
+from examples.local_tensorboard import CHROMIUM, launch_chromium, show_view, tab_frame
 
 GOAL_MS = 300.0
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+VIEW_TIMEOUT_MS = 120000  # the first show of a view fetches every run's 2048 x 201 values
 VIEWPORT = {"width": 1400, "height": 900}
 FULL = {"spec": Spec(runs=20, layers=2, epochs=200, channels=2048), "reps": 5}
 QUICK = {"spec": Spec(runs=3, layers=1, epochs=4, channels=8), "reps": 1}
@@ -44,16 +42,6 @@ HEATMAP_ALONE = """async ([rows, cols]) => {
     map.root.remove();
     return ms;
 }"""
-
-
-def _tab_frame(page, timeout: float = 60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        frames = [f for f in page.frames if "plugin_entry.html?name=bn_inspect" in f.url]
-        if frames:
-            return frames[0]
-        page.wait_for_timeout(100)
-    raise TimeoutError("the BN Inspect iframe did not appear")
 
 
 def _shown_ms(tab, view: str, count: int) -> float:
@@ -75,23 +63,18 @@ def _fetch_ms(tab, route: str) -> float:
     )
 
 
-def _show(tab, view: str) -> None:
-    tab.locator(f"button[data-view={view}]").click()
-    tab.locator(f"main[data-view={view}] .bn-pane[data-status=ready]").wait_for(timeout=120000)
-
-
 def measure_views(url: str, spec: Spec, reps: int) -> dict:
     """Open the tab, select every run, and time the Epochs and Runs-compared views."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = launch_chromium(playwright)
         page = browser.new_page(viewport=VIEWPORT)
         errors: list[str] = []
         page.on("pageerror", lambda error: errors.append(str(error)))
         page.goto(f"{url}/#bn_inspect")
-        tab = _tab_frame(page)
-        tab.locator("main .bn-pane[data-status=ready]").wait_for(timeout=120000)
+        tab = tab_frame(page)
+        tab.locator("main .bn-pane[data-status=ready]").wait_for(timeout=VIEW_TIMEOUT_MS)
         boxes = tab.locator("label.bn-run input[type=checkbox]")
         for i in range(boxes.count()):
             if not boxes.nth(i).is_checked():
@@ -99,13 +82,13 @@ def measure_views(url: str, spec: Spec, reps: int) -> dict:
         selected = tab.locator("label.bn-run input:checked").count()
         results = {"selected_runs": selected}
         for view, route in (("epochs", "series"), ("compare", "compare")):
-            _show(tab, view)
+            show_view(tab, view, VIEW_TIMEOUT_MS)
             first = _shown_ms(tab, view, 1)
             fetch = _fetch_ms(tab, route)
             again = []
             for rep in range(reps):
-                _show(tab, "runs")
-                _show(tab, view)
+                show_view(tab, "runs", VIEW_TIMEOUT_MS)
+                show_view(tab, view, VIEW_TIMEOUT_MS)
                 again.append(_shown_ms(tab, view, rep + 2))
             results[view] = {"first_ms": first, "fetch_ms": fetch, "render_ms": median(again), "renders_ms": again}
             if view == "epochs":

@@ -5,23 +5,16 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
-import os
-import socket
 import subprocess
-import sys
-import tempfile
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from examples.local_tensorboard import serve as serve_tensorboard
+
 ROUTE = "/data/plugin/bn_inspect/"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
@@ -45,24 +38,10 @@ class Server:
 def serve(logdir: Path, load_fast: bool, reload_interval: int = 0) -> Iterator[Server]:
     """Start ``tensorboard --logdir logdir`` with the Rust data server (``load_fast``) or the
     Python loader; ``reload_interval=0`` loads once. Stopped on exit."""
-    port = free_port()
-    command = [str(Path(sys.executable).with_name("tensorboard")), "--logdir", str(logdir), "--port", str(port),
-               "--host", "127.0.0.1", f"--load_fast={'true' if load_fast else 'false'}",
-               "--reload_interval", str(reload_interval)]
-    log = tempfile.TemporaryFile()
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
-    try:
-        yield Server(process, port, started)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
+    flags = (f"--load_fast={'true' if load_fast else 'false'}", "--reload_interval", str(reload_interval))
+    with serve_tensorboard(logdir, *flags) as (url, process):
+        yield Server(process, urllib.parse.urlsplit(url).port, started)
 
 
 def get(connection: http.client.HTTPConnection, path: str) -> tuple[int, str, bytes]:

@@ -13,6 +13,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -77,3 +78,20 @@ def serve(
 def launch_chromium(playwright: Any) -> Any:
     """Debian's Chromium, headless, through a Playwright instance."""
     return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+
+
+def tab_frame(page: Any, timeout: float = 60.0) -> Any:
+    """The BN Inspect tab's iframe in a TensorBoard page, waiting up to ``timeout`` s for it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        frames = [f for f in page.frames if "plugin_entry.html?name=bn_inspect" in f.url]
+        if frames:
+            return frames[0]
+        page.wait_for_timeout(100)
+    raise TimeoutError(f"the BN Inspect iframe did not appear within {timeout:.0f} s")
+
+
+def show_view(tab: Any, view: str, timeout_ms: float = 20000) -> None:
+    """Click the tab's ``view`` button and wait until every pane of that view has drawn."""
+    tab.locator(f"button[data-view={view}]").click()
+    tab.locator(f"main[data-view={view}] .bn-pane[data-status=ready]").wait_for(timeout=timeout_ms)

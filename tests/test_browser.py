@@ -24,7 +24,7 @@ from plugin_logdirs import FROZEN_LAYER, FROZEN_RUN, NONFINITE_LAYER, REPLICA_RU
 from bn_inspect import doctor, load_logdir, schema
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
-from local_tensorboard import launch_chromium, serve  # noqa: E402
+from local_tensorboard import launch_chromium, serve, show_view, tab_frame  # noqa: E402
 
 HOSTILE_RUN = "<img src=x onerror=alert(1)>"
 # Screenshots of each view go to a temporary folder; `make screenshots` points
@@ -80,18 +80,11 @@ def page(tensorboard_url):
 
 @pytest.fixture(scope="module")
 def tab(page) -> Frame:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        frames = [f for f in page.frames if "plugin_entry.html?name=bn_inspect" in f.url]
-        if frames:
-            return frames[0]
-        page.wait_for_timeout(100)
-    raise AssertionError("the BN Inspect iframe did not appear")
+    return tab_frame(page, timeout=30)
 
 
 def show(tab: Frame, view: str) -> None:
-    tab.locator(f"button[data-view={view}]").click()
-    tab.locator(f"main[data-view={view}] .bn-pane[data-status=ready]").wait_for(timeout=20000)
+    show_view(tab, view)
 
 
 def wait_ready(tab: Frame) -> None:
