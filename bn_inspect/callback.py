@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,12 @@ from bn_inspect.writer import SummaryWriter
 
 # Model outputs on the probe are stored raw only up to this many floats per mode.
 MAX_STORED_OUTPUT_VALUES = 65536
+# Population statistics cost one inference pass over reference_data per trainable BN layer.
+# Once they add more than this share of the training time, and at least
+# POPULATION_COST_FLOOR_SECONDS per logged step, the inspector says once which
+# reference_every would bring them under it.
+POPULATION_COST_SHARE = 0.1
+POPULATION_COST_FLOOR_SECONDS = 1.0
 
 
 class BatchNormInspectorWarning(UserWarning):
@@ -161,6 +168,9 @@ class BatchNormInspector(keras.callbacks.Callback):
         self._updates_at_begin: dict[str, int] = {}
         self._steps_done = 0  # training steps of this fit's finished epochs
         self._batch_begun: int | None = None  # in-epoch index of the latest step begun
+        self._epoch_started: float | None = None  # perf_counter when the current epoch's training began
+        self._population_seconds: float | None = None  # the latest population statistics' duration
+        self._population_cost_told = False
 
     @property
     def layers(self) -> list[FoundLayer]:
@@ -203,18 +213,23 @@ class BatchNormInspector(keras.callbacks.Callback):
                 )
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-        if self._writer is None or self._started:
+        if self._writer is None:
             return
-        self._started = True
-        if self._last_step is not None and self._last_step > epoch:
-            self._step_offset = self._last_step - epoch
-        self._safely(self._log_epoch_state, epoch + self._step_offset, include_config=True)
+        if not self._started:
+            self._started = True
+            if self._last_step is not None and self._last_step > epoch:
+                self._step_offset = self._last_step - epoch
+            self._safely(self._log_epoch_state, epoch + self._step_offset, include_config=True)
+        self._epoch_started = time.perf_counter()
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        trained = time.perf_counter() - self._epoch_started if self._epoch_started is not None else None
         self._count_epoch_steps()
         if self._writer is None:
             return
         self._safely(self._log_epoch_state, epoch + 1 + self._step_offset)
+        if trained is not None:
+            self._safely(self._tell_population_cost, trained)
 
     def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
         # Counts the steps BN layers update in; optimizer.iterations misses those a loss-scale
@@ -456,7 +471,9 @@ class BatchNormInspector(keras.callbacks.Callback):
     def _add_population(self, values_by_layer: dict[str, dict[str, np.ndarray]]) -> None:
         writer = self._writer
         assert writer is not None and self._population is not None
+        start = time.perf_counter()
         populations = self._population.compute()
+        self._population_seconds = time.perf_counter() - start
         gaps = []
         for found in self._population.order:
             population, values = populations[found.path], values_by_layer[found.path]
@@ -471,6 +488,24 @@ class BatchNormInspector(keras.callbacks.Callback):
             gaps.append(mean_gap)
         if gaps:
             writer.add_scalar(schema.SCALAR_MAX_STALENESS, float(np.nanmax(gaps)))
+
+    def _tell_population_cost(self, epoch_seconds: float) -> None:
+        """Warn once when population statistics take a large share of training time, naming
+        the ``reference_every`` that keeps them under ``POPULATION_COST_SHARE``."""
+        cost = self._population_seconds
+        if self._population_cost_told or self._population is None or cost is None or epoch_seconds <= 0:
+            return
+        every = stats.interval_for_share(cost, epoch_seconds, POPULATION_COST_SHARE)
+        if every <= self.reference_every or cost < POPULATION_COST_FLOOR_SECONDS:
+            return
+        self._population_cost_told = True
+        _warn(
+            f"bn-inspect: population statistics took {cost:.1f} s ({self._population.passes} inference "
+            f"pass(es) over reference_data, one per trainable BN layer), {cost / epoch_seconds:.0%} of a "
+            f"{epoch_seconds:.1f} s training epoch, every {self.reference_every} epoch(s). Pass "
+            f"reference_every={every} (or a smaller reference_data) to keep them under "
+            f"{POPULATION_COST_SHARE:.0%} of training time."
+        )
 
     def _log_batch_state(self, global_step: int) -> None:
         writer = self._writer

@@ -38,6 +38,19 @@ def steps_until_residual(momentum: float, target: float) -> int:
     return int(np.ceil(np.log(target) / np.log(momentum)))
 
 
+def interval_for_share(cost_seconds: float, period_seconds: float, share: float) -> int:
+    """Fewest periods between runs of a ``cost_seconds`` job so that it adds at most
+    ``share`` of ``period_seconds`` per period (1 when it already does).
+
+    Example:
+        >>> interval_for_share(cost_seconds=25.0, period_seconds=20.0, share=0.1)  # 25 / (k * 20) <= 0.1
+        13
+    """
+    if period_seconds <= 0:
+        raise ValueError(f"period_seconds must be positive; got {period_seconds!r}")
+    return max(1, math.ceil(cost_seconds / (share * period_seconds) - 1e-9))
+
+
 def batch_stat_from_update(updated_from_zero: np.ndarray, momentum: float) -> np.ndarray:
     """Recover a batch statistic from one moving-average update that started at zero.
 

@@ -2,6 +2,7 @@
 model state untouched; and the callback's "EMA staleness" logging."""
 
 import gc
+import re
 import tracemalloc
 import warnings
 import weakref
@@ -16,7 +17,8 @@ from population_helpers import assert_population_close, numpy_population, random
 from bn_inspect import BatchNormInspector, BatchNormInspectorWarning, load_logdir, population_statistics, schema
 from bn_inspect.population import PopulationStatistics
 from bn_inspect.probe_data import ProbeDataError
-from bn_inspect.stats import layer_gaps, merge_moments
+from bn_inspect import callback as callback_module
+from bn_inspect.stats import interval_for_share, layer_gaps, merge_moments
 
 
 def test_merge_moments_is_exact_for_ragged_batches_with_a_large_mean():
@@ -198,7 +200,9 @@ def x_ref():
     return make_data(80, seed=1)[0]
 
 
-def _fit(tmp_path, seed=7, epochs=2, **inspector):
+def _fit(tmp_path, seed=7, epochs=2, told=None, **inspector):
+    """Fit a small two-BN model with a BatchNormInspector(**inspector); its warnings' messages
+    go to ``told``."""
     keras.utils.set_random_seed(seed)
     inputs = keras.Input((6,))
     h = keras.layers.BatchNormalization(name="bn1")(keras.layers.Dense(16)(inputs))
@@ -208,9 +212,11 @@ def _fit(tmp_path, seed=7, epochs=2, **inspector):
     model.compile("adam", "mse")
     x, y = make_data()
     callbacks = [BatchNormInspector(tmp_path, **inspector)] if inspector else []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", BatchNormInspectorWarning)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", BatchNormInspectorWarning)
         model.fit(x, y, epochs=epochs, batch_size=16, verbose=0, callbacks=callbacks)
+    if told is not None:
+        told.extend(str(w.message) for w in caught if issubclass(w.category, BatchNormInspectorWarning))
     return model, x
 
 
@@ -262,3 +268,49 @@ def test_callback_rejects_bad_reference_arguments(tmp_path):
         model.fit(x, y, epochs=1, verbose=0,
                   callbacks=[BatchNormInspector(tmp_path, reference_data=np.zeros((8, 5), "float32"))])
     assert int(model.optimizer.iterations.numpy()) == 0
+
+
+# --- the callback says what population statistics cost ----------------------------------------
+COST_MESSAGE = re.compile(
+    r"took ([0-9.]+) s \(2 inference pass\(es\).*\), ([0-9]+)% of a ([0-9.]+) s training epoch, "
+    r"every 1 epoch\(s\)\. Pass reference_every=([0-9]+)"
+)
+
+
+def test_callback_names_the_reference_every_that_keeps_population_statistics_cheap(tmp_path, monkeypatch):
+    monkeypatch.setattr(callback_module, "POPULATION_COST_FLOOR_SECONDS", 0.0)  # tiny model: no 1 s floor
+    told: list[str] = []
+    # 6 training steps of 16 samples per epoch against 2 passes over 12000 reference samples
+    _fit(tmp_path, epochs=3, told=told, reference_data=make_data(12000, seed=1)[0])
+    said = [m for m in told if "reference_every=" in m]
+    assert len(said) == 1, told  # once per fit
+    match = COST_MESSAGE.search(said[0])
+    assert match, said[0]
+    cost, epoch = float(match[1]), float(match[3])
+    assert int(match[4]) >= 2
+    if epoch >= 0.2:  # the figures are printed to 0.1 s: the advice must fit them within that rounding
+        share = callback_module.POPULATION_COST_SHARE
+        lowest = interval_for_share(max(cost - 0.05, 0.0), epoch + 0.05, share)
+        highest = interval_for_share(cost + 0.05, epoch - 0.05, share)
+        assert lowest <= int(match[4]) <= highest, (said[0], lowest, highest)
+    run = load_logdir(tmp_path)["."]
+    assert run.layers["bn1"][schema.POPULATION_MEAN].steps.tolist() == [0, 1, 2, 3]  # advice only
+
+
+@pytest.mark.parametrize("setting", ["cheap", "already_sparse"])
+def test_no_cost_advice_when_population_statistics_are_cheap_or_already_sparse(tmp_path, monkeypatch, setting):
+    if setting == "already_sparse":
+        monkeypatch.setattr(callback_module, "POPULATION_COST_FLOOR_SECONDS", 0.0)
+    told: list[str] = []
+    reference_every = 10**6 if setting == "already_sparse" else 1
+    _fit(tmp_path, epochs=2, told=told, reference_data=x_ref(), reference_every=reference_every)
+    assert not [m for m in told if "reference_every=" in m], told
+
+
+def test_interval_for_share_is_the_fewest_periods_meeting_the_share():
+    for cost, period, share in [(25.0, 20.0, 0.1), (1.0, 20.0, 0.1), (2.0, 10.0, 0.1), (0.0, 5.0, 0.1), (7.3, 0.9, 0.25)]:
+        every = interval_for_share(cost, period, share)
+        assert cost / (every * period) <= share + 1e-12
+        assert every == 1 or cost / ((every - 1) * period) > share
+    with pytest.raises(ValueError, match="period_seconds"):
+        interval_for_share(1.0, 0.0, 0.1)
