@@ -51,7 +51,7 @@ class Section:
     setup: str
     figures: list[Figure] = field(default_factory=list)
     details: list[str] = field(default_factory=list)  # markdown lines (tables, notes)
-    limits: list[str] = field(default_factory=list)  # "what limits it" paragraphs for MISSes
+    limits: list[str] = field(default_factory=list)  # "what limits it" paragraphs
     seconds: float = 0.0
 
     def to_json(self) -> dict:
@@ -68,13 +68,9 @@ def median(values: Iterable[float]) -> float:
     return statistics.median(list(values))
 
 
-def percentile(values: Iterable[float], q: float) -> float:
-    """The ``q``-th percentile (0-100) by linear interpolation."""
-    ordered = sorted(values)
-    position = (len(ordered) - 1) * q / 100
-    low = int(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+def directory_bytes(directory: Path) -> int:
+    """Bytes of every file under ``directory``."""
+    return sum(p.stat().st_size for p in directory.rglob("*") if p.is_file())
 
 
 def load_average() -> tuple[float, float, float]:

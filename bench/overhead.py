@@ -36,7 +36,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from bench.common import Figure, Section, at_most, median  # noqa: E402
+from bench.common import Figure, Section, at_most, directory_bytes, median  # noqa: E402
 
 GOAL_RATIO = 1.03
 PROBE_SAMPLES = 64
@@ -140,7 +140,7 @@ def one_fit(condition: str, x: np.ndarray, y: np.ndarray, epochs: int, batch_siz
         start, cpu_start = time.perf_counter(), time.process_time()
         model.fit(x, y, epochs=epochs, batch_size=batch_size, verbose=0, callbacks=[timer] if timer else [])
         seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
-    bytes_on_disk = sum(p.stat().st_size for p in log_dir.rglob("*") if p.is_file())
+    bytes_on_disk = directory_bytes(log_dir)
     shutil.rmtree(log_dir, ignore_errors=True)
     return {
         "fit": seconds,
@@ -199,16 +199,6 @@ def measure_overhead(
         f"({samples // batch_size} steps/epoch), {epochs} epochs, {blocks} Conv-BN blocks, "
         f"probe {PROBE_SAMPLES} samples, {reps} interleaved repetitions",
     }
-
-
-def measure_bytes(epochs: int = 6, blocks: int = 20, input_size: int = 32) -> dict:
-    """Event-file bytes per epoch divided by the raw float32 payload of one epoch, on the
-    benchmark CNN (see :mod:`bench.disk_bytes`)."""
-    from bench.disk_bytes import bytes_per_epoch
-
-    rng = np.random.default_rng(1)
-    x = rng.normal(size=(256, input_size, input_size, 3)).astype("float32")
-    return bytes_per_epoch(conv_bn_model(blocks, input_size), x, rng.integers(0, 10, size=256), epochs)
 
 
 def figures(measured: dict) -> list[Figure]:

@@ -23,7 +23,9 @@ import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bench.common import OUT_DIR, Figure, Section, at_most, median, percentile, rss_mib
+import numpy as np
+
+from bench.common import OUT_DIR, Figure, Section, at_most, median, rss_mib
 from bench.synthetic_logdir import Spec, ensure_logdir, event_bytes, layer_path, run_name
 from bench.tensorboard_server import ROUTE, Server, get, serve, wait_for
 
@@ -120,7 +122,7 @@ def measure_loader(logdir, spec: Spec, load_fast: bool, requests: int, load_time
         timings = []
         for name, (scope, _) in route_paths(spec, 0, MAX_COMPARED_RUNS).items():
             ms, body, raw = time_route(server, lambda i: route_paths(spec, i, MAX_COMPARED_RUNS)[name][1], counts[scope])
-            timings.append(RouteTiming(name, scope, median(ms), percentile(ms, 95), body, raw))
+            timings.append(RouteTiming(name, scope, median(ms), float(np.percentile(ms, 95)), body, raw))
         return {
             "first_response_s": first_response,
             "rss_mib": rss_loaded,
