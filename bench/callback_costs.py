@@ -34,6 +34,7 @@ def _median_seconds(work: Callable[[], object], reps: int) -> float:
 
 def measure_costs(samples: int = 1024, batch_size: int = 64, blocks: int = 20, input_size: int = 32, reps: int = 5) -> dict:
     """Seconds of each part (see the module docstring), medians of ``reps`` where repeatable."""
+    from bn_inspect import schema
     from bn_inspect.layers import find_batchnorm_layers, variable_values
     from bn_inspect.probe import Probe
     from bn_inspect.writer import SummaryWriter
@@ -60,12 +61,13 @@ def measure_costs(samples: int = 1024, batch_size: int = 64, blocks: int = 20, i
         for path, named in values.items():
             for quantity, array in named.items():
                 writer.add_layer(path, quantity, array)
-            writer.add_layer(path, "probe_batch_mean", result.batch_mean[path])
-            writer.add_layer(path, "probe_batch_variance", result.batch_variance[path])
-            for quantity in ("updates", "residual_init_weight", "nonfinite_channels", "probe_mean_gap", "probe_var_log_ratio"):
+            writer.add_layer(path, schema.PROBE_BATCH_MEAN, result.batch_mean[path])
+            writer.add_layer(path, schema.PROBE_BATCH_VARIANCE, result.batch_variance[path])
+            for quantity in (schema.UPDATES, schema.RESIDUAL_INIT_WEIGHT, schema.NONFINITE_CHANNELS,
+                             schema.PROBE_MEAN_GAP, schema.PROBE_VAR_LOG_RATIO):
                 writer.add_layer(path, quantity, np.float32(0.5))
-        writer.add_model("output_training", result.outputs_training)
-        writer.add_model("output_inference", result.outputs_inference)
+        writer.add_model(schema.OUTPUT_TRAINING, result.outputs_training)
+        writer.add_model(schema.OUTPUT_INFERENCE, result.outputs_inference)
         writer.write_step(1)
 
     write = _median_seconds(write_epoch, reps)
