@@ -32,7 +32,9 @@ def _median_seconds(work: Callable[[], object], reps: int) -> float:
     return median(seconds)
 
 
-def measure_costs(samples: int = 1024, batch_size: int = 64, blocks: int = 20, input_size: int = 32, reps: int = 5) -> dict:
+def measure_costs(
+    samples: int = 1024, batch_size: int = 64, blocks: int = 20, input_size: int = 32, reps: int = 5
+) -> dict:
     """Seconds of each part (see the module docstring), medians of ``reps`` where repeatable."""
     from bn_inspect import schema
     from bn_inspect.layers import find_batchnorm_layers, variable_values
@@ -63,8 +65,13 @@ def measure_costs(samples: int = 1024, batch_size: int = 64, blocks: int = 20, i
                 writer.add_layer(path, quantity, array)
             writer.add_layer(path, schema.PROBE_BATCH_MEAN, result.batch_mean[path])
             writer.add_layer(path, schema.PROBE_BATCH_VARIANCE, result.batch_variance[path])
-            for quantity in (schema.UPDATES, schema.RESIDUAL_INIT_WEIGHT, schema.NONFINITE_CHANNELS,
-                             schema.PROBE_MEAN_GAP, schema.PROBE_VAR_LOG_RATIO):
+            for quantity in (
+                schema.UPDATES,
+                schema.RESIDUAL_INIT_WEIGHT,
+                schema.NONFINITE_CHANNELS,
+                schema.PROBE_MEAN_GAP,
+                schema.PROBE_VAR_LOG_RATIO,
+            ):
                 writer.add_layer(path, quantity, np.float32(0.5))
         writer.add_model(schema.OUTPUT_TRAINING, result.outputs_training)
         writer.add_model(schema.OUTPUT_INFERENCE, result.outputs_inference)
@@ -72,8 +79,15 @@ def measure_costs(samples: int = 1024, batch_size: int = 64, blocks: int = 20, i
 
     write = _median_seconds(write_epoch, reps)
     writer.close()
-    return {"epoch": epoch, "steps_per_epoch": samples // batch_size, "probe_first_run": first_run,
-            "probe_run": probe_run, "probe_eager": eager, "variables": read, "write": write}
+    return {
+        "epoch": epoch,
+        "steps_per_epoch": samples // batch_size,
+        "probe_first_run": first_run,
+        "probe_run": probe_run,
+        "probe_eager": eager,
+        "variables": read,
+        "write": write,
+    }
 
 
 def _eager_seconds(probe, reps: int) -> float:

@@ -94,7 +94,11 @@ def machine() -> dict[str, str]:
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
                 break
-        kib = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal"))
+        kib = next(
+            int(line.split()[1])
+            for line in Path("/proc/meminfo").read_text().splitlines()
+            if line.startswith("MemTotal")
+        )
         memory = f"{kib / 2**20:.1f} GiB"
     except (OSError, StopIteration):
         memory = "unknown"
@@ -104,7 +108,16 @@ def machine() -> dict[str, str]:
 def versions() -> dict[str, str]:
     """Versions of Python and of the packages the figures depend on."""
     found = {"python": platform.python_version()}
-    for package in ("bn-inspect", "keras", "tensorflow-cpu", "tensorflow", "tensorboard", "tensorboard-data-server", "numpy", "playwright"):
+    for package in (
+        "bn-inspect",
+        "keras",
+        "tensorflow-cpu",
+        "tensorflow",
+        "tensorboard",
+        "tensorboard-data-server",
+        "numpy",
+        "playwright",
+    ):
         try:
             found[package] = metadata.version(package)
         except metadata.PackageNotFoundError:

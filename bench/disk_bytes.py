@@ -54,12 +54,23 @@ def bytes_per_epoch(model: keras.Model, x: np.ndarray, y: np.ndarray, epochs: in
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model.fit(x, y, epochs=epochs, batch_size=64, verbose=0,
-                  callbacks=[BatchNormInspector(log_dir, probe_data=x[:64]), FileSize()])
+        model.fit(
+            x,
+            y,
+            epochs=epochs,
+            batch_size=64,
+            verbose=0,
+            callbacks=[BatchNormInspector(log_dir, probe_data=x[:64]), FileSize()],
+        )
     raw = raw_payload_per_step(log_dir)
     per_epoch = (sizes[-1] - sizes[0]) / (len(sizes) - 1)
     shutil.rmtree(log_dir, ignore_errors=True)
-    return {"bytes_per_epoch": per_epoch, "raw_payload_per_epoch": raw, "ratio": per_epoch / raw, "file_bytes": sizes[-1]}
+    return {
+        "bytes_per_epoch": per_epoch,
+        "raw_payload_per_epoch": raw,
+        "ratio": per_epoch / raw,
+        "file_bytes": sizes[-1],
+    }
 
 
 def dense_bn_model(width: int, layers: int = 20) -> keras.Model:
@@ -95,10 +106,17 @@ def run(quick: bool = False) -> Section:
     cnn = measure_cnn(sizes["epochs"], **sizes["cnn"])
     by_width = {width: measure_width(width, sizes["epochs"], sizes["layers"]) for width in sizes["widths"]}
     blocks, layers = sizes["cnn"]["blocks"], sizes["layers"]
-    figures: list[Figure] = [at_most(f"event-file bytes / raw float32, CNN of {blocks} BN layers (widths 16-64)", cnn["ratio"], GOAL_RATIO)]
-    figures += [at_most(f"event-file bytes / raw float32, {layers} BN layers × {w} channels", r["ratio"], GOAL_RATIO) for w, r in by_width.items()]
+    figures: list[Figure] = [
+        at_most(f"event-file bytes / raw float32, CNN of {blocks} BN layers (widths 16-64)", cnn["ratio"], GOAL_RATIO)
+    ]
+    figures += [
+        at_most(f"event-file bytes / raw float32, {layers} BN layers × {w} channels", r["ratio"], GOAL_RATIO)
+        for w, r in by_width.items()
+    ]
     lines = ["| model | raw payload / epoch | event-file bytes / epoch | ratio |", "|---|---|---|---|"]
-    rows = [(f"CNN, {blocks} BN layers, widths 16-64", cnn)] + [(f"{layers} BN layers × {w} channels", r) for w, r in by_width.items()]
+    rows = [(f"CNN, {blocks} BN layers, widths 16-64", cnn)] + [
+        (f"{layers} BN layers × {w} channels", r) for w, r in by_width.items()
+    ]
     for name, r in rows:
         lines.append(f"| {name} | {r['raw_payload_per_epoch']:,} | {r['bytes_per_epoch']:,.0f} | {r['ratio']:.3f} |")
     return Section(

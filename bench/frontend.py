@@ -49,7 +49,9 @@ def _shown_ms(tab, view: str, count: int) -> float:
     tab.wait_for_function(
         "([name, count]) => performance.getEntriesByName(name).length >= count", arg=[f"bn-inspect:{view}", count]
     )
-    return tab.evaluate("([name, i]) => performance.getEntriesByName(name)[i].duration", [f"bn-inspect:{view}", count - 1])
+    return tab.evaluate(
+        "([name, i]) => performance.getEntriesByName(name)[i].duration", [f"bn-inspect:{view}", count - 1]
+    )
 
 
 def _fetch_ms(tab, route: str) -> float:
@@ -110,23 +112,45 @@ def run(quick: bool = False) -> Section:
     logdir, _ = ensure_logdir(spec, OUT_DIR / ("quick" if quick else "full"))
 
     def complete(answer: dict) -> bool:
-        return len(answer.get("runs", [])) == spec.runs and all(len(r["epochs"]) == spec.epochs + 1 for r in answer["runs"])
+        return len(answer.get("runs", [])) == spec.runs and all(
+            len(r["epochs"]) == spec.epochs + 1 for r in answer["runs"]
+        )
 
     with serve(logdir, load_fast=False) as server:
         wait_for(server, complete, 600)
         measured = measure_views(server.url, spec, sizes["reps"])
     if measured["heatmap"] != [spec.channels, spec.epochs + 1]:
-        raise RuntimeError(f"the Epochs heatmap drew {measured['heatmap']} cells, not {spec.channels} x {spec.epochs + 1}")
+        raise RuntimeError(
+            f"the Epochs heatmap drew {measured['heatmap']} cells, not {spec.channels} x {spec.epochs + 1}"
+        )
     epochs, compare = measured["epochs"], measured["compare"]
     cells = f"{spec.channels}-channel × {spec.epochs + 1}-step"
     figures: list[Figure] = [
-        at_most(f"Epochs view, {cells} heatmap + drift + channel charts: render", epochs["render_ms"], GOAL_MS, "ms",
-                f"first show incl. fetch {epochs['first_ms']:.0f} ms (fetch {epochs['fetch_ms']:.0f} ms)"),
-        at_most(f"Runs-compared view, {measured['selected_runs']} runs: render", compare["render_ms"], GOAL_MS, "ms",
-                f"first show incl. fetch {compare['first_ms']:.0f} ms (fetch {compare['fetch_ms']:.0f} ms)"),
-        at_most(f"Heatmap component alone, {cells} (setData: range, paint, draw)", measured["heatmap_alone_ms"], GOAL_MS, "ms"),
+        at_most(
+            f"Epochs view, {cells} heatmap + drift + channel charts: render",
+            epochs["render_ms"],
+            GOAL_MS,
+            "ms",
+            f"first show incl. fetch {epochs['first_ms']:.0f} ms (fetch {epochs['fetch_ms']:.0f} ms)",
+        ),
+        at_most(
+            f"Runs-compared view, {measured['selected_runs']} runs: render",
+            compare["render_ms"],
+            GOAL_MS,
+            "ms",
+            f"first show incl. fetch {compare['first_ms']:.0f} ms (fetch {compare['fetch_ms']:.0f} ms)",
+        ),
+        at_most(
+            f"Heatmap component alone, {cells} (setData: range, paint, draw)",
+            measured["heatmap_alone_ms"],
+            GOAL_MS,
+            "ms",
+        ),
     ]
-    details = ["| view | first show (fetch + render) | of which fetch | shown again (render), per rep |", "|---|---|---|---|"]
+    details = [
+        "| view | first show (fetch + render) | of which fetch | shown again (render), per rep |",
+        "|---|---|---|---|",
+    ]
     for name, row in (("Epochs", epochs), (f"Runs compared ({measured['selected_runs']} runs)", compare)):
         reps = ", ".join(f"{ms:.0f}" for ms in row["renders_ms"])
         details.append(f"| {name} | {row['first_ms']:.0f} ms | {row['fetch_ms']:.0f} ms | {reps} ms |")
@@ -134,7 +158,7 @@ def run(quick: bool = False) -> Section:
         f"Headless Chromium ({CHROMIUM}, viewport {VIEWPORT['width']}×{VIEWPORT['height']}) on a real `tensorboard` "
         f"(Python loader) serving {spec.runs} synthetic runs × {spec.layers} BN layers × {spec.epochs} epochs × "
         f"{spec.channels} channels. Times are the tab's own performance measures, from starting a view to its "
-        f"first frame drawn; \"render\" = the view shown again with its data cached (median of {sizes['reps']})."
+        f'first frame drawn; "render" = the view shown again with its data cached (median of {sizes["reps"]}).'
     )
     return Section("Front end", setup, figures, details)
 

@@ -210,21 +210,45 @@ def figures(measured: dict) -> list[Figure]:
     ours, theirs, control = conditions["inspector"], conditions["keras-tensorboard"], conditions[CONTROL]
     noise = "A/A control (no callback, fit twice): " + ", ".join(f"{r:.3f}" for r in control["fit_ratios"])
     result = [
-        at_most("fit time ratio, BatchNormInspector (probe 64) / no callback", ours["fit_ratio"], GOAL_RATIO, note=noise),
-        at_most("same, CPU time of the process", ours["cpu_ratio"], GOAL_RATIO,
-                note=f"A/A control: {control['cpu_ratio']:.3f}"),
-        at_most("same, from hook time: 1 + BatchNormInspector's hooks / no-callback fit", ours["hooks_ratio"], GOAL_RATIO),
-        Figure("fit time ratio, keras TensorBoard(histogram_freq=1) / no callback", theirs["fit_ratio"],
-               note=f"CPU time: {theirs['cpu_ratio']:.3f}; from hook time: {theirs['hooks_ratio']:.3f}"),
+        at_most(
+            "fit time ratio, BatchNormInspector (probe 64) / no callback", ours["fit_ratio"], GOAL_RATIO, note=noise
+        ),
+        at_most(
+            "same, CPU time of the process",
+            ours["cpu_ratio"],
+            GOAL_RATIO,
+            note=f"A/A control: {control['cpu_ratio']:.3f}",
+        ),
+        at_most(
+            "same, from hook time: 1 + BatchNormInspector's hooks / no-callback fit", ours["hooks_ratio"], GOAL_RATIO
+        ),
+        Figure(
+            "fit time ratio, keras TensorBoard(histogram_freq=1) / no callback",
+            theirs["fit_ratio"],
+            note=f"CPU time: {theirs['cpu_ratio']:.3f}; from hook time: {theirs['hooks_ratio']:.3f}",
+        ),
     ]
     for name, key in (("fit time", "fit_ratio"), ("CPU time", "cpu_ratio"), ("hook time", "hooks_ratio")):
-        result.append(Figure(f"BatchNormInspector − TensorBoard, {name} ratios", ours[key] - theirs[key], "Δ",
-                             "< 0 (ours lower)", ours[key] < theirs[key]))
+        result.append(
+            Figure(
+                f"BatchNormInspector − TensorBoard, {name} ratios",
+                ours[key] - theirs[key],
+                "Δ",
+                "< 0 (ours lower)",
+                ours[key] < theirs[key],
+            )
+        )
     if "inspector+reference" in conditions:
         reference = conditions["inspector+reference"]
-        result.insert(3, at_most("fit time ratio, BatchNormInspector + reference_data 1024 / no callback",
-                                 reference["fit_ratio"], GOAL_RATIO,
-                                 note=f"CPU time: {reference['cpu_ratio']:.3f}; from hook time: {reference['hooks_ratio']:.3f}"))
+        result.insert(
+            3,
+            at_most(
+                "fit time ratio, BatchNormInspector + reference_data 1024 / no callback",
+                reference["fit_ratio"],
+                GOAL_RATIO,
+                note=f"CPU time: {reference['cpu_ratio']:.3f}; from hook time: {reference['hooks_ratio']:.3f}",
+            ),
+        )
     return result
 
 
@@ -300,7 +324,7 @@ def run(quick: bool = False) -> Section:
     return Section(
         "Training overhead",
         measured["setup"] + ". Fit time ratio = median over repetitions of fit time / the no-callback fit of the "
-        "same repetition; CPU-time ratio the same with the process's CPU time (all threads). \"From hook time\" = "
+        'same repetition; CPU-time ratio the same with the process\'s CPU time (all threads). "From hook time" = '
         "median of 1 + time inside the callback's hooks / that no-callback fit: time the callback surely adds (hooks "
         "block the training loop), steady where wall-clock ratios swing between repetitions on this shared VM; the "
         "A/A control (a second no-callback fit in every repetition) shows how far they swing.",

@@ -85,7 +85,9 @@ def route_paths(spec: Spec, request: int, max_compared: int) -> dict[str, tuple[
     }
 
 
-def time_route(server: Server, paths: Callable[[int], str], requests: int, warmup: int = 2) -> tuple[list[float], int, int]:
+def time_route(
+    server: Server, paths: Callable[[int], str], requests: int, warmup: int = 2
+) -> tuple[list[float], int, int]:
     """Time ``requests`` sequential GETs of ``paths(i)`` (after ``warmup`` untimed ones):
     milliseconds, and the last answer's body bytes and float32 bytes."""
     connection = server.connection()
@@ -121,7 +123,9 @@ def measure_loader(logdir, spec: Spec, load_fast: bool, requests: int, load_time
         rss_loaded = rss_mib(server.process.pid)
         timings = []
         for name, (scope, _) in route_paths(spec, 0, MAX_COMPARED_RUNS).items():
-            ms, body, raw = time_route(server, lambda i: route_paths(spec, i, MAX_COMPARED_RUNS)[name][1], counts[scope])
+            ms, body, raw = time_route(
+                server, lambda i: route_paths(spec, i, MAX_COMPARED_RUNS)[name][1], counts[scope]
+            )
             timings.append(RouteTiming(name, scope, median(ms), float(np.percentile(ms, 95)), body, raw))
         return {
             "first_response_s": first_response,
@@ -150,17 +154,34 @@ def run(quick: bool = False) -> Section:
         heaviest = max((t for t in measured["routes"] if t.scope == "layer"), key=lambda t: t.p50)
         largest = max((t for t in measured["routes"] if t.bytes_ratio), key=lambda t: t.body_bytes)
         figures += [
-            Figure(f"{loader} loader: time to first complete `runs` answer after start", measured["first_response_s"], "s"),
-            at_most(f"{loader} loader: p50 of the heaviest route for one (run, layer): {heaviest.route}", heaviest.p50,
-                    GOAL_P50_MS, "ms", f"p95 {heaviest.p95:.1f} ms"),
-            at_most(f"{loader} loader: response bytes / raw float32 payload of the largest answer: {largest.route}",
-                    largest.bytes_ratio, GOAL_BYTES_RATIO, note=f"{largest.body_bytes:,} bytes"),
-            Figure(f"{loader} loader: resident memory of TensorBoard (+ data server), loaded", measured["rss_mib"], "MiB",
-                   note=f"peak {measured['peak_rss_mib']:.0f} MiB"),
+            Figure(
+                f"{loader} loader: time to first complete `runs` answer after start", measured["first_response_s"], "s"
+            ),
+            at_most(
+                f"{loader} loader: p50 of the heaviest route for one (run, layer): {heaviest.route}",
+                heaviest.p50,
+                GOAL_P50_MS,
+                "ms",
+                f"p95 {heaviest.p95:.1f} ms",
+            ),
+            at_most(
+                f"{loader} loader: response bytes / raw float32 payload of the largest answer: {largest.route}",
+                largest.bytes_ratio,
+                GOAL_BYTES_RATIO,
+                note=f"{largest.body_bytes:,} bytes",
+            ),
+            Figure(
+                f"{loader} loader: resident memory of TensorBoard (+ data server), loaded",
+                measured["rss_mib"],
+                "MiB",
+                note=f"peak {measured['peak_rss_mib']:.0f} MiB",
+            ),
         ]
         for t in measured["routes"]:
             ratio = f"{t.bytes_ratio:.3f}" if t.bytes_ratio else "—"
-            details.append(f"| {loader} | {t.route} | {t.p50:.1f} ms | {t.p95:.1f} ms | {t.body_bytes:,} | {t.raw_bytes:,} | {ratio} |")
+            details.append(
+                f"| {loader} | {t.route} | {t.p50:.1f} ms | {t.p95:.1f} ms | {t.body_bytes:,} | {t.raw_bytes:,} | {ratio} |"
+            )
     setup = (
         f"Synthetic logdir written with bn-inspect's writer: {spec.runs} runs × {spec.layers} BN layers × "
         f"{spec.epochs} epochs (steps 0–{spec.epochs}) × {spec.channels} channels, quantities "
@@ -176,8 +197,12 @@ def run(quick: bool = False) -> Section:
 
 def limits(per_loader: dict[str, dict], figures: list[Figure]) -> list[str]:
     """What limits a missed latency goal, from the timings of both loaders."""
-    missed = {loader for loader in LOADERS for f in figures
-              if f.passed is False and f.unit == "ms" and f.name.startswith(loader)}
+    missed = {
+        loader
+        for loader in LOADERS
+        for f in figures
+        if f.passed is False and f.unit == "ms" and f.name.startswith(loader)
+    }
     paragraphs = []
     if "python" in missed:
         paragraphs.append(

@@ -68,11 +68,20 @@ def run(names: list[str], quick: bool, output: Path) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks the scripts, not the figures")
-    parser.add_argument("--only", default=",".join(BENCHMARKS), help=f"comma-separated subset of {', '.join(BENCHMARKS)}")
-    parser.add_argument("--output", type=Path, help="markdown file to write (default: bench/RESULTS.md, "
-                        "bench/out/RESULTS-quick.md with --quick)")
-    parser.add_argument("--wait-for-load", type=float, metavar="LOAD", help="first wait (up to 40 min) until the "
-                        "1-minute load average is below LOAD")
+    parser.add_argument(
+        "--only", default=",".join(BENCHMARKS), help=f"comma-separated subset of {', '.join(BENCHMARKS)}"
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        help="markdown file to write (default: bench/RESULTS.md, bench/out/RESULTS-quick.md with --quick)",
+    )
+    parser.add_argument(
+        "--wait-for-load",
+        type=float,
+        metavar="LOAD",
+        help="first wait (up to 40 min) until the 1-minute load average is below LOAD",
+    )
     args = parser.parse_args()
     names = [name.strip() for name in args.only.split(",") if name.strip()]
     unknown = sorted(set(names) - set(BENCHMARKS))

@@ -55,11 +55,25 @@ def layer_path(index: int) -> str:
 
 
 def _config(spec: Spec) -> dict:
-    layer = {"class_name": "BatchNormalization", "momentum": MOMENTUM, "epsilon": 0.001, "axis": -1,
-             "center": True, "scale": True, "trainable": True, "synchronized": False, "channels": spec.channels}
+    layer = {
+        "class_name": "BatchNormalization",
+        "momentum": MOMENTUM,
+        "epsilon": 0.001,
+        "axis": -1,
+        "center": True,
+        "scale": True,
+        "trainable": True,
+        "synchronized": False,
+        "channels": spec.channels,
+    }
     return {
-        "schema_version": schema.SCHEMA_VERSION, "model_name": "synthetic", "backend": "tensorflow",
-        "batch_size": 64, "steps_per_epoch": STEPS_PER_EPOCH, "epochs": spec.epochs, "probe_samples": 0,
+        "schema_version": schema.SCHEMA_VERSION,
+        "model_name": "synthetic",
+        "backend": "tensorflow",
+        "batch_size": 64,
+        "steps_per_epoch": STEPS_PER_EPOCH,
+        "epochs": spec.epochs,
+        "probe_samples": 0,
         "layers": [dict(layer, path=layer_path(i)) for i in range(spec.layers)],
     }
 

@@ -378,8 +378,7 @@ class BatchNormInspector(keras.callbacks.Callback):
             writer.add_layer(found.path, schema.NONFINITE_CHANNELS, np.float32(bad), timeline)
             if bad and timeline == schema.TIMELINE_EPOCH:
                 _warn(
-                    f"bn-inspect: layer {found.path!r} has {bad} channel(s) with NaN/inf or negative "
-                    "moving statistics."
+                    f"bn-inspect: layer {found.path!r} has {bad} channel(s) with NaN/inf or negative moving statistics."
                 )
         return values_by_layer
 
@@ -480,7 +479,10 @@ class BatchNormInspector(keras.callbacks.Callback):
             writer.add_layer(found.path, schema.POPULATION_MEAN, population.mean)
             writer.add_layer(found.path, schema.POPULATION_VARIANCE, population.variance)
             mean_gap, var_ratio = stats.layer_gaps(
-                population.mean, population.variance, values["moving_mean"], values["moving_variance"],
+                population.mean,
+                population.variance,
+                values["moving_mean"],
+                values["moving_variance"],
                 found.layer.epsilon,
             )
             writer.add_layer(found.path, schema.POPULATION_MEAN_GAP, mean_gap)

@@ -133,26 +133,44 @@ def summary(args: argparse.Namespace) -> int:
     if args.layers:
         headers = ["run", "layer", "channels", "momentum", "updates", "residual init", "probe mean gap", "frozen"]
         rows = [
-            [s.name, x.path, x.channels, x.momentum, x.updates, x.residual_init_weight, x.probe_mean_gap,
-             "FROZEN" if x.frozen else ""]
+            [
+                s.name,
+                x.path,
+                x.channels,
+                x.momentum,
+                x.updates,
+                x.residual_init_weight,
+                x.probe_mean_gap,
+                "FROZEN" if x.frozen else "",
+            ]
             for s in summaries
             for x in s.layers
         ]
     else:
         headers = ["run", "layers", "epochs", "residual init", "train/infer gap", "frozen layers"]
         rows = [
-            [s.name, len(s.layers), s.last_epoch, _residual_text(s), _gap_text(s),
-             f"FROZEN: {', '.join(s.frozen)}" if s.frozen else ""]
+            [
+                s.name,
+                len(s.layers),
+                s.last_epoch,
+                _residual_text(s),
+                _gap_text(s),
+                f"FROZEN: {', '.join(s.frozen)}" if s.frozen else "",
+            ]
             for s in summaries
         ]
     print(format_table(headers, rows))
-    print("\nresidual init = momentum**updates: the initializer's weight left in the moving statistics"
-          + (";" if args.layers else " (min-max over layers);"))
+    print(
+        "\nresidual init = momentum**updates: the initializer's weight left in the moving statistics"
+        + (";" if args.layers else " (min-max over layers);")
+    )
     if args.layers:
         print("probe mean gap = mean |probe batch mean - moving mean| / sqrt(moving variance + eps).")
     else:
-        print("train/infer gap = mean |training - inference output| on the probe at the last epoch "
-              "(relative to mean |inference output|).")
+        print(
+            "train/infer gap = mean |training - inference output| on the probe at the last epoch "
+            "(relative to mean |inference output|)."
+        )
     return 0
 
 
@@ -188,8 +206,16 @@ def compare(args: argparse.Namespace) -> int:
         if isinstance(distance, str):
             rows.append([path, None, None, None, None, distance])
         else:
-            rows.append([path, distance["mean_rms"], distance["variance_rms"], distance["mean_gap"],
-                         distance["variance_log_ratio"], ""])
+            rows.append(
+                [
+                    path,
+                    distance["mean_rms"],
+                    distance["variance_rms"],
+                    distance["mean_gap"],
+                    distance["variance_log_ratio"],
+                    "",
+                ]
+            )
     headers = ["layer", "mean rms diff", "variance rms diff", "mean gap (sd)", "variance log ratio", "note"]
     print(format_table(headers, rows) if rows else "(no layer path in common)")
     print(
@@ -242,7 +268,13 @@ def export(args: argparse.Namespace) -> int:
     "doctor",
     "what is wrong with each run's BN layers and the fix, most severe first; exit code 1 on any error",
     LOGDIR_ARG,
-    Arg("--run", action="append", dest="runs", metavar="RUN", help="check only this run (repeatable); default: every run"),
+    Arg(
+        "--run",
+        action="append",
+        dest="runs",
+        metavar="RUN",
+        help="check only this run (repeatable); default: every run",
+    ),
     Arg("--format", choices=["text", "json"], default="text", help="output format (default: text)"),
 )
 def diagnose(args: argparse.Namespace) -> int:
@@ -252,8 +284,12 @@ def diagnose(args: argparse.Namespace) -> int:
     findings = doctor.diagnose(runs)
     code = EXIT_FINDINGS if any(f.severity == doctor.ERROR for f in findings) else 0
     if args.format == "json":
-        answer = {"runs": list(runs), "counts": doctor.counts(findings), "exit_code": code,
-                  "findings": [finding.to_dict() for finding in findings]}
+        answer = {
+            "runs": list(runs),
+            "counts": doctor.counts(findings),
+            "exit_code": code,
+            "findings": [finding.to_dict() for finding in findings],
+        }
         print(json.dumps(answer, indent=2, allow_nan=False))
     else:
         print(doctor.format_report(findings, list(runs)))

@@ -509,10 +509,7 @@ def check_frozen(run: RunData) -> list[Finding]:
     elif unmeasured:
         severity = WARNING
         title = f"{count} while the model trained {_plural(epochs_trained, 'epoch')}"
-        fix = (
-            "pass reference_data to BatchNormInspector to check them against the new data; "
-            f"if they differ: {refresh}"
-        )
+        fix = f"pass reference_data to BatchNormInspector to check them against the new data; if they differ: {refresh}"
     else:
         severity = INFO
         title = f"{count}; their statistics fit the reference data"
@@ -793,7 +790,9 @@ def check_replica_divergence(run: RunData) -> list[Finding]:
             layer=layer.path,
             title=(
                 f"{replicas} replicas normalise '{layer.path}' with batch means {spread_gap:.2g} sd apart "
-                "(synchronized=False" + (f"; chance alone: {chance:.2g} sd" if chance is not None else "") + ")"
+                "(synchronized=False"
+                + (f"; chance alone: {chance:.2g} sd" if chance is not None else "")
+                + ")"
                 + _affected(hits)
             ),
             evidence={
@@ -834,9 +833,7 @@ def severity_rank(severity: str) -> int:
     return SEVERITIES.index(severity)
 
 
-def diagnose(
-    runs: dict[str, RunData], checks: Iterable[Callable[[RunData], list[Finding]]] = CHECKS
-) -> list[Finding]:
+def diagnose(runs: dict[str, RunData], checks: Iterable[Callable[[RunData], list[Finding]]] = CHECKS) -> list[Finding]:
     """Every finding of every run, most severe first (then in run and check order).
 
     Example:
@@ -894,8 +891,10 @@ def format_report(findings: Sequence[Finding], run_names: Sequence[str]) -> str:
         by_run.setdefault(finding.run, []).append(finding)
     order = sorted(
         by_run,
-        key=lambda name: (min((severity_rank(f.severity) for f in by_run[name]), default=len(SEVERITIES)),
-                          list(by_run).index(name)),
+        key=lambda name: (
+            min((severity_rank(f.severity) for f in by_run[name]), default=len(SEVERITIES)),
+            list(by_run).index(name),
+        ),
     )
     width = max((len(f.id) for f in findings), default=0)
     lines = []
@@ -908,8 +907,10 @@ def format_report(findings: Sequence[Finding], run_names: Sequence[str]) -> str:
             pad = " " * (2 + 7 + 2)
             lines.append(f"{pad}fix:      {f.fix}")
             lines.append(f"{pad}evidence: {_evidence_text(f.evidence)}")
-            shown = f"{f.view} view" + (f", {f.quantity}" if f.quantity else "") + (
-                f", epoch {f.step}" if f.step is not None else ""
+            shown = (
+                f"{f.view} view"
+                + (f", {f.quantity}" if f.quantity else "")
+                + (f", epoch {f.step}" if f.step is not None else "")
             )
             lines.append(f"{pad}see:      {shown}")
         lines.append("")

@@ -286,8 +286,7 @@ def parse_content(content: bytes) -> dict:
     version = record.get("v", 0)
     if not isinstance(version, int) or version > SCHEMA_VERSION:
         raise ValueError(
-            f"bn_inspect schema version {version} is newer than this reader ({SCHEMA_VERSION}); "
-            "upgrade bn-inspect"
+            f"bn_inspect schema version {version} is newer than this reader ({SCHEMA_VERSION}); upgrade bn-inspect"
         )
     needed = ("layers", "quantities") if record["kind"] == KIND_LAYER_FIGURES else ("quantity",)
     if any(name not in record for name in needed):
@@ -298,8 +297,13 @@ def parse_content(content: bytes) -> dict:
 
 def figures_record(layers: Sequence[str], quantities: Sequence[str], timeline: str = TIMELINE_EPOCH) -> dict:
     """The record of per-layer figures packed as ``[layers, quantities]`` (see the module docstring)."""
-    return {"v": SCHEMA_VERSION, "kind": KIND_LAYER_FIGURES, "layers": list(layers), "quantities": list(quantities),
-            "timeline": timeline}
+    return {
+        "v": SCHEMA_VERSION,
+        "kind": KIND_LAYER_FIGURES,
+        "layers": list(layers),
+        "quantities": list(quantities),
+        "timeline": timeline,
+    }
 
 
 def figures_tag(record: dict) -> str:

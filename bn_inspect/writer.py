@@ -108,4 +108,3 @@ class SummaryWriter:
         self._pending = []
         self._figures = {}
         self._file.close()
-

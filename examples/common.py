@@ -81,7 +81,10 @@ def population_stats(model: keras.Model, bn_name: str, x: np.ndarray) -> tuple[n
 def bn_values(model: keras.Model, bn_name: str) -> dict[str, np.ndarray]:
     """The layer's moving_mean, moving_variance, gamma and beta as float64 arrays."""
     layer = model.get_layer(bn_name)
-    return {name: np.asarray(getattr(layer, name).numpy(), np.float64) for name in ("moving_mean", "moving_variance", "gamma", "beta")}
+    return {
+        name: np.asarray(getattr(layer, name).numpy(), np.float64)
+        for name in ("moving_mean", "moving_variance", "gamma", "beta")
+    }
 
 
 def predict_one(model: keras.Model, sample: np.ndarray) -> float:

@@ -49,7 +49,9 @@ def main(log_root: str | os.PathLike = LOG_ROOT, scale: float = 1.0) -> dict:
         steps = int(model.optimizer.iterations.numpy())
         values = bn_values(model, "bn")
         pop_mean, pop_var = population_stats(model, "bn", data)
-        mean_gap, _ = stats.layer_gaps(pop_mean, pop_var, values["moving_mean"], values["moving_variance"], layer.epsilon)
+        mean_gap, _ = stats.layer_gaps(
+            pop_mean, pop_var, values["moving_mean"], values["moving_variance"], layer.epsilon
+        )
         var_ratio = (values["moving_variance"] + layer.epsilon) / (pop_var + layer.epsilon)
         prediction = predict_one(model, data[0])
         # the same model with its moving statistics replaced by the exact population ones
@@ -57,7 +59,9 @@ def main(log_root: str | os.PathLike = LOG_ROOT, scale: float = 1.0) -> dict:
         layer.moving_variance.assign(pop_var.astype("float32"))
         prediction_population = predict_one(model, data[0])
         logged = load_logdir(root)[str(epochs)].layers["bn"]
-        logged_population = np.stack([logged[schema.POPULATION_MEAN].values[-1], logged[schema.POPULATION_VARIANCE].values[-1]])
+        logged_population = np.stack(
+            [logged[schema.POPULATION_MEAN].values[-1], logged[schema.POPULATION_VARIANCE].values[-1]]
+        )
         figures[str(epochs)] = {
             "population_logged_vs_local": float(np.abs(logged_population - np.stack([pop_mean, pop_var])).max()),
             "epochs": epochs,
@@ -71,11 +75,27 @@ def main(log_root: str | os.PathLike = LOG_ROOT, scale: float = 1.0) -> dict:
 
     show(
         "Example 1: the article's model trained 5 vs 50 epochs (1000 samples, batch 32, momentum 0.99)",
-        ["epochs", "steps", "predict(data[0])", "same, population stats", "initializer weight",
-         "moving mean - population (sd)", "moving var / population var"],
-        [[f["epochs"], f["steps"], f"{f['prediction']:.4f}", f"{f['prediction_population']:.4f}",
-          f"{f['residual_init_weight']:#.3g}", f"{f['population_mean_gap']:.3f}", f"{f['variance_ratio']:.2f}"]
-         for f in figures.values()],
+        [
+            "epochs",
+            "steps",
+            "predict(data[0])",
+            "same, population stats",
+            "initializer weight",
+            "moving mean - population (sd)",
+            "moving var / population var",
+        ],
+        [
+            [
+                f["epochs"],
+                f["steps"],
+                f"{f['prediction']:.4f}",
+                f"{f['prediction_population']:.4f}",
+                f"{f['residual_init_weight']:#.3g}",
+                f"{f['population_mean_gap']:.3f}",
+                f"{f['variance_ratio']:.2f}",
+            ]
+            for f in figures.values()
+        ],
     )
     short, long = figures.values()
     same_weights_gap = abs(short["prediction_population"] - long["prediction_population"])

@@ -58,8 +58,12 @@ def build_model() -> tuple[keras.Model, keras.Model]:
     """``(model, backbone)``: backbone ``Dense(32) -> BN -> ReLU`` with a ``Dense(1)`` head."""
     keras.utils.set_random_seed(SEED)
     backbone = keras.Sequential(
-        [keras.Input((10,)), keras.layers.Dense(32, name="dense"), keras.layers.BatchNormalization(name="bn"),
-         keras.layers.ReLU(name="relu")],
+        [
+            keras.Input((10,)),
+            keras.layers.Dense(32, name="dense"),
+            keras.layers.BatchNormalization(name="bn"),
+            keras.layers.ReLU(name="relu"),
+        ],
         name="backbone",
     )
     model = keras.Sequential([keras.Input((10,)), backbone, keras.layers.Dense(1, name="head")], name="finetune")
@@ -86,12 +90,21 @@ def main(log_root: str | os.PathLike = LOG_ROOT, scale: float = 1.0) -> dict:
 
     model, backbone = build_model()
     model.compile(optimizer="adam", loss="mse")
-    model.fit(x_a, y_a, epochs=pretrain_epochs, verbose=0,
-              callbacks=[BatchNormInspector(root / "pretrain", probe_data=x_a[:PROBE_SAMPLES], reference_data=x_a)])
+    model.fit(
+        x_a,
+        y_a,
+        epochs=pretrain_epochs,
+        verbose=0,
+        callbacks=[BatchNormInspector(root / "pretrain", probe_data=x_a[:PROBE_SAMPLES], reference_data=x_a)],
+    )
     pretrained = model.get_weights()
 
     figures = {}
-    variants = {"frozen_backbone": (True, False), "frozen_recalibrated": (True, True), "trainable_backbone": (False, False)}
+    variants = {
+        "frozen_backbone": (True, False),
+        "frozen_recalibrated": (True, True),
+        "trainable_backbone": (False, False),
+    }
     for name, (frozen, recalibrate) in variants.items():
         model, backbone = build_model()
         model.set_weights(pretrained)
@@ -101,8 +114,13 @@ def main(log_root: str | os.PathLike = LOG_ROOT, scale: float = 1.0) -> dict:
                 getattr(backbone.get_layer("bn"), variable).assign(value.astype("float32"))
         model.compile(optimizer="adam", loss="mse")  # trainable changes take effect at compile
         start = bn_values(backbone, "bn")
-        model.fit(x_b, y_b, epochs=fine_tune_epochs, verbose=0,
-                  callbacks=[BatchNormInspector(root / name, probe_data=x_b[:PROBE_SAMPLES], reference_data=x_b)])
+        model.fit(
+            x_b,
+            y_b,
+            epochs=fine_tune_epochs,
+            verbose=0,
+            callbacks=[BatchNormInspector(root / name, probe_data=x_b[:PROBE_SAMPLES], reference_data=x_b)],
+        )
         end = bn_values(backbone, "bn")
         epsilon = backbone.get_layer("bn").epsilon
         pop_mean, pop_var = population_stats(backbone, "bn", x_b)
@@ -126,12 +144,33 @@ def main(log_root: str | os.PathLike = LOG_ROOT, scale: float = 1.0) -> dict:
 
     show(
         f"Example 4: fine-tuning {fine_tune_epochs} epochs on domain B, backbone pre-trained on domain A",
-        ["run", "BN mode", "moving mean moved", "residual", "mean off B (sd)", "var / B var",
-         "BN out on B |mean|", "std", "train/infer gap", "loss on B"],
-        [[name, f["bn_mode_in_fit"], f"{f['moving_mean_change']:.3f}", f"{f['residual_init_weight']:.3f}",
-          f"{f['population_mean_gap']:.2f}", f"{f['variance_ratio']:.2f}", f"{f['bn_output_abs_mean']:.2f}",
-          f"{f['bn_output_std']:.2f}", f"{f['output_gap']:.4f}", f"{f['loss_b']:.4f}"]
-         for name, f in figures.items()],
+        [
+            "run",
+            "BN mode",
+            "moving mean moved",
+            "residual",
+            "mean off B (sd)",
+            "var / B var",
+            "BN out on B |mean|",
+            "std",
+            "train/infer gap",
+            "loss on B",
+        ],
+        [
+            [
+                name,
+                f["bn_mode_in_fit"],
+                f"{f['moving_mean_change']:.3f}",
+                f"{f['residual_init_weight']:.3f}",
+                f"{f['population_mean_gap']:.2f}",
+                f"{f['variance_ratio']:.2f}",
+                f"{f['bn_output_abs_mean']:.2f}",
+                f"{f['bn_output_std']:.2f}",
+                f"{f['output_gap']:.4f}",
+                f"{f['loss_b']:.4f}",
+            ]
+            for name, f in figures.items()
+        ],
     )
     frozen, fixed, trainable = figures.values()
     print(

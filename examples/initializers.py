@@ -29,8 +29,9 @@ from bn_inspect import BatchNormInspector, stats
 HALF = keras.initializers.Constant(0.5)
 RUNS = {
     "default": {},
-    "constant_0.5": dict(beta_initializer=HALF, gamma_initializer=HALF,
-                         moving_mean_initializer=HALF, moving_variance_initializer=HALF),
+    "constant_0.5": dict(
+        beta_initializer=HALF, gamma_initializer=HALF, moving_mean_initializer=HALF, moving_variance_initializer=HALF
+    ),
     "moving_only_0.5": dict(moving_mean_initializer=HALF, moving_variance_initializer=HALF),
 }
 INITIAL = {  # run -> (beta, gamma, moving_mean, moving_variance) initial values
@@ -75,7 +76,10 @@ def main(log_root: str | os.PathLike = LOG_ROOT, scale: float = 1.0) -> dict:
     show(
         f"Example 2: initializers, 1 epoch ({figures['default']['steps']} steps), prediction on data[0]",
         ["run", "beta", "gamma", "moving_mean", "moving_variance", "predict(data[0])", "initializer weight"],
-        [[name, *INITIAL[name], f"{f['prediction']:.4f}", f"{f['residual_init_weight']:.3f}"] for name, f in figures.items()],
+        [
+            [name, *INITIAL[name], f"{f['prediction']:.4f}", f"{f['residual_init_weight']:.3f}"]
+            for name, f in figures.items()
+        ],
     )
 
     steps, momentum = figures["default"]["steps"], figures["default"]["momentum"]
@@ -101,8 +105,11 @@ def main(log_root: str | os.PathLike = LOG_ROOT, scale: float = 1.0) -> dict:
     )
 
     weights = batch_weights(momentum, steps)
-    terms = [("initializer", f"m**{steps}", weights[0]), ("first batch", f"(1-m) m**{steps - 1}", weights[1]),
-             ("last batch", "(1-m)", weights[-1])]
+    terms = [
+        ("initializer", f"m**{steps}", weights[0]),
+        ("first batch", f"(1-m) m**{steps - 1}", weights[1]),
+        ("last batch", "(1-m)", weights[-1]),
+    ]
     print(f"\nWhat the moving average holds after {steps} steps (momentum m = {momentum}):")
     for what, formula, value in terms:
         print(f"  {what:<12} {formula:<14} = {value:.4f}")

@@ -44,9 +44,14 @@ def main(log_root: str | os.PathLike = LOG_ROOT, scale: float = 1.0) -> dict:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", BatchNormInspectorWarning)
         model.fit(
-            data, targets, epochs=max(1, round(EPOCHS * scale)), verbose=0,
-            callbacks=[BatchNormInspector(root / "probe_64", probe_data=probe),
-                       BatchNormInspector(root / "probe_1", probe_data=data[:1])],
+            data,
+            targets,
+            epochs=max(1, round(EPOCHS * scale)),
+            verbose=0,
+            callbacks=[
+                BatchNormInspector(root / "probe_64", probe_data=probe),
+                BatchNormInspector(root / "probe_1", probe_data=data[:1]),
+            ],
         )
     inspector_warnings = [str(w.message) for w in caught if issubclass(w.category, BatchNormInspectorWarning)]
 
@@ -67,19 +72,31 @@ def main(log_root: str | os.PathLike = LOG_ROOT, scale: float = 1.0) -> dict:
     show(
         "Example 3a: the article's call model(data[:1], training=True), then predict(data[:1])",
         ["what", "output"],
-        [["model(data[:1], training=True)", f"{single:.6f}"],
-         ["beta through the head: head(beta)", f"{beta_through_head:.6f}"],
-         ["model(data[1:2], training=True)", f"{single_other:.6f}"],
-         ["predict(data[:1]) before that call", f"{prediction_before:.6f}"],
-         ["predict(data[:1]) after that call", f"{prediction_after:.6f}"]],
+        [
+            ["model(data[:1], training=True)", f"{single:.6f}"],
+            ["beta through the head: head(beta)", f"{beta_through_head:.6f}"],
+            ["model(data[1:2], training=True)", f"{single_other:.6f}"],
+            ["predict(data[:1]) before that call", f"{prediction_before:.6f}"],
+            ["predict(data[:1]) after that call", f"{prediction_after:.6f}"],
+        ],
     )
     show(
         "The training-mode call changed the moving statistics (a training step on that one sample):",
         ["variable", "norm before", "norm after", "max |after - (m*before + (1-m)*sample stat)|"],
-        [["moving_mean", _norm(before["moving_mean"]), _norm(after["moving_mean"]),
-          f"{np.abs(after['moving_mean'] - expected_mean).max():.1e}"],
-         ["moving_variance", _norm(before["moving_variance"]), _norm(after["moving_variance"]),
-          f"{np.abs(after['moving_variance'] - expected_variance).max():.1e}"]],
+        [
+            [
+                "moving_mean",
+                _norm(before["moving_mean"]),
+                _norm(after["moving_mean"]),
+                f"{np.abs(after['moving_mean'] - expected_mean).max():.1e}",
+            ],
+            [
+                "moving_variance",
+                _norm(before["moving_variance"]),
+                _norm(after["moving_variance"]),
+                f"{np.abs(after['moving_variance'] - expected_variance).max():.1e}",
+            ],
+        ],
     )
     print("One sample has variance 0: BN outputs gamma * 0 / sqrt(0 + eps) + beta = beta for ANY input.")
 

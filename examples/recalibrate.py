@@ -114,14 +114,31 @@ def main(log_root: str | os.PathLike = LOG_ROOT, scale: float = 1.0) -> dict:
 
     show(
         "Example 4: the article's model on its 1000 training samples, before -> after recalibrate(model, data)",
-        ["targets", "epochs", "momentum", "init weight left", "staleness", "inference loss", "training-mode loss",
-         "gap (batch 32)", "gap (batch 1000)"],
-        [[r["targets"], r["epochs"], r["momentum"], f"{r['residual_init_weight']:.3f}",
-          f"{r['mean_gap']:.3f} / {r['variance_log_ratio']:.2f}",
-          f"{r['before']['inference_loss']:.4f} -> {r['after']['inference_loss']:.4f}",
-          f"{r['before']['training_loss']:.4f}",
-          f"{r['before']['gap']:.4f} -> {r['after']['gap']:.4f}",
-          f"{r['before']['full_batch_gap']:.4f} -> {r['after']['full_batch_gap']:.1e}"] for r in results.values()],
+        [
+            "targets",
+            "epochs",
+            "momentum",
+            "init weight left",
+            "staleness",
+            "inference loss",
+            "training-mode loss",
+            "gap (batch 32)",
+            "gap (batch 1000)",
+        ],
+        [
+            [
+                r["targets"],
+                r["epochs"],
+                r["momentum"],
+                f"{r['residual_init_weight']:.3f}",
+                f"{r['mean_gap']:.3f} / {r['variance_log_ratio']:.2f}",
+                f"{r['before']['inference_loss']:.4f} -> {r['after']['inference_loss']:.4f}",
+                f"{r['before']['training_loss']:.4f}",
+                f"{r['before']['gap']:.4f} -> {r['after']['gap']:.4f}",
+                f"{r['before']['full_batch_gap']:.4f} -> {r['after']['full_batch_gap']:.1e}",
+            ]
+            for r in results.values()
+        ],
     )
     first = results["random_1ep"]
     print(

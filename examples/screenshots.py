@@ -60,23 +60,68 @@ class Picture:
 
 STALENESS = ("Model output", "EMA staleness: worst layer", "Moving vs population")
 PICTURES = (
-    Picture("epochs.png", "epochs", ("5", "50"), "bn", (
-        Strip("Training vs inference", STALENESS, ("moving statistics of", "the initializers still weigh"), "5"),
-    )),
-    Picture("initializers.png", "initializers", ("default", "constant_0.5", "moving_only_0.5"), "bn", (
-        Strip("Runs compared", ("moving mean", "moving variance", "Initializer weight left"), ("the initializers still weigh",)),
-    )),
-    Picture("modes.png", "modes", ("probe_64", "probe_1"), "bn", (
-        Strip("Training vs inference", ("Model output", "Probe batch vs moving"),
-              ("the probe has 1 sample", "training and inference outputs differ"), "probe_1"),
-    )),
-    Picture("frozen.png", "frozen", ("frozen_backbone", "frozen_recalibrated", "trainable_backbone"), "backbone/bn", (
-        Strip("Training vs inference", ("Model output", "EMA staleness: worst layer"), ("is frozen", "frozen (inference mode")),
-        Strip("Runs compared", ("moving mean", "moving variance", "Initializer weight left")),
-    )),
-    Picture("recalibrate.png", "recalibrate", ("linear_10ep", "linear_10ep_m0.999"), "bn", (
-        Strip("Training vs inference", STALENESS, ("moving statistics of", "the initializers still weigh"), "linear_10ep_m0.999"),
-    )),
+    Picture(
+        "epochs.png",
+        "epochs",
+        ("5", "50"),
+        "bn",
+        (Strip("Training vs inference", STALENESS, ("moving statistics of", "the initializers still weigh"), "5"),),
+    ),
+    Picture(
+        "initializers.png",
+        "initializers",
+        ("default", "constant_0.5", "moving_only_0.5"),
+        "bn",
+        (
+            Strip(
+                "Runs compared",
+                ("moving mean", "moving variance", "Initializer weight left"),
+                ("the initializers still weigh",),
+            ),
+        ),
+    ),
+    Picture(
+        "modes.png",
+        "modes",
+        ("probe_64", "probe_1"),
+        "bn",
+        (
+            Strip(
+                "Training vs inference",
+                ("Model output", "Probe batch vs moving"),
+                ("the probe has 1 sample", "training and inference outputs differ"),
+                "probe_1",
+            ),
+        ),
+    ),
+    Picture(
+        "frozen.png",
+        "frozen",
+        ("frozen_backbone", "frozen_recalibrated", "trainable_backbone"),
+        "backbone/bn",
+        (
+            Strip(
+                "Training vs inference",
+                ("Model output", "EMA staleness: worst layer"),
+                ("is frozen", "frozen (inference mode"),
+            ),
+            Strip("Runs compared", ("moving mean", "moving variance", "Initializer weight left")),
+        ),
+    ),
+    Picture(
+        "recalibrate.png",
+        "recalibrate",
+        ("linear_10ep", "linear_10ep_m0.999"),
+        "bn",
+        (
+            Strip(
+                "Training vs inference",
+                STALENESS,
+                ("moving statistics of", "the initializers still weigh"),
+                "linear_10ep_m0.999",
+            ),
+        ),
+    ),
 )
 
 
@@ -139,7 +184,9 @@ def show(page: Page, tab: FrameLocator, strip: Strip) -> None:
     tab.get_by_role("button", name=strip.view, exact=True).click()
     wait_ready(page, tab)
     if strip.focus_run:
-        tab.locator("main label", has=tab.get_by_text("Run", exact=True)).locator("select").select_option(strip.focus_run)
+        tab.locator("main label", has=tab.get_by_text("Run", exact=True)).locator("select").select_option(
+            strip.focus_run
+        )
         wait_ready(page, tab)
     shown = tab.locator("body").evaluate(
         """(body, {cards, findings}) => {

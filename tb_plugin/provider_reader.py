@@ -85,10 +85,17 @@ def _tags_of(run: RunIndex, keys: Sequence[SeriesKey]) -> list[str]:
 
 def _series_of(run: RunIndex, keys: Sequence[SeriesKey], datums: dict[str, list]) -> dict[SeriesKey, Series]:
     """The series of ``keys`` from the points read for ``run``'s tags (packed ones unpacked)."""
-    result = {key: dedupe_last((d.step, d.wall_time, d.numpy) for d in datums[run.tags[key]])
-              for key in keys if key in run.tags and run.tags[key] in datums}
+    result = {
+        key: dedupe_last((d.step, d.wall_time, d.numpy) for d in datums[run.tags[key]])
+        for key in keys
+        if key in run.tags and run.tags[key] in datums
+    }
     for key in keys:
-        found = [(d.step, d.wall_time, d.numpy[position]) for tag, position in run.packed.get(key, []) for d in datums.get(tag, [])]
+        found = [
+            (d.step, d.wall_time, d.numpy[position])
+            for tag, position in run.packed.get(key, [])
+            for d in datums.get(tag, [])
+        ]
         if found:  # from several packed tags when the set of figures changed: the last written wins
             result[key] = dedupe_last(sorted(found, key=lambda point: point[1]))
     return result
@@ -161,7 +168,9 @@ class ProviderReader:
                 result[run] = index
         return result
 
-    def _read_tensors(self, runs: Sequence[str], tags: Sequence[str]) -> dict[str, dict[str, list[provider.TensorDatum]]]:
+    def _read_tensors(
+        self, runs: Sequence[str], tags: Sequence[str]
+    ) -> dict[str, dict[str, list[provider.TensorDatum]]]:
         """Every point of ``tags`` of ``runs`` in one data-provider call (with the Rust data
         server, one round trip: ~40 ms each on loopback, so routes make as few as they can)."""
         if not runs or not tags:
@@ -221,7 +230,9 @@ class ProviderReader:
         order = [entry.get("path") for entry in (config or {}).get("layers", [])]
         layers: dict[str, dict[str, Series]] = {}
         for layer in sorted(run.layers(), key=lambda path: (order.index(path) if path in order else len(order), path)):
-            quantities = {key.quantity: s for key, s in data.items() if key.kind == schema.KIND_LAYER and key.layer == layer}
+            quantities = {
+                key.quantity: s for key, s in data.items() if key.kind == schema.KIND_LAYER and key.layer == layer
+            }
             if quantities:
                 layers[layer] = quantities
         model = {key.quantity: s for key, s in data.items() if key.kind == schema.KIND_MODEL}

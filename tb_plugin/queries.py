@@ -116,7 +116,9 @@ def runs_overview(reader: ProviderReader) -> dict:
     gap_key = SeriesKey(schema.KIND_MODEL, schema.OUTPUT_GAP)
     per_layer = (schema.RESIDUAL_INIT_WEIGHT, schema.NONFINITE_CHANNELS)
     all_layers = {layer for run in index.values() for layer in run.layers()}
-    read = reader.read_runs(list(index.values()), [gap_key] + [_key(q, layer) for layer in all_layers for q in per_layer])
+    read = reader.read_runs(
+        list(index.values()), [gap_key] + [_key(q, layer) for layer in all_layers for q in per_layer]
+    )
     for name, run in sorted(index.items()):
         data, configs = read[name]
         config = configs[-1][1] if configs else None
@@ -322,7 +324,9 @@ def layer_at_step(reader: ProviderReader, run_name: str, layer: str, step: int) 
     _check_layer(run, layer)
     data = reader.read(run, [_key(q, layer) for q in schema.CHANNEL_QUANTITIES])
     logged = sorted({int(s) for series in data.values() for s in series.steps})
-    arrays = {key.quantity: series.values[series.steps == step][0] for key, series in data.items() if step in series.steps}
+    arrays = {
+        key.quantity: series.values[series.steps == step][0] for key, series in data.items() if step in series.steps
+    }
     if not arrays:
         raise NotFound(f"step {step} not logged for layer {layer!r} of run {run_name!r}; logged: {logged}")
     meta = {
@@ -352,4 +356,3 @@ def findings(reader: ProviderReader, run_names: Sequence[str]) -> dict:
         "counts": doctor.counts(found),
         "findings": [finding.to_dict() for finding in found],
     }
-

@@ -97,8 +97,13 @@ def write_replica_run(directory: Path, template: dict) -> Path:
     layers = {}
     for entry in config["layers"]:
         channels = entry["channels"]
-        layers[entry["path"]] = (entry["epsilon"], rng.normal(size=channels) * 2, rng.uniform(0.5, 2.0, channels),
-                                 np.abs(rng.normal(size=channels)) * 0.8, np.abs(rng.normal(size=channels)) * 0.5)
+        layers[entry["path"]] = (
+            entry["epsilon"],
+            rng.normal(size=channels) * 2,
+            rng.uniform(0.5, 2.0, channels),
+            np.abs(rng.normal(size=channels)) * 0.8,
+            np.abs(rng.normal(size=channels)) * 0.5,
+        )
     for step in range(EPOCHS + 1):
         residual = 0.99 ** (STEPS_PER_EPOCH * step)
         gaps = []
@@ -136,7 +141,9 @@ def write_replica_run(directory: Path, template: dict) -> Path:
             for quantity, value in values.items():
                 writer.add_layer(path, quantity, value)
         broken = step >= 4  # inference outputs are NaN once a moving variance is
-        writer.add_model(schema.OUTPUT_GAP, np.full(3, np.nan) if broken else np.array([0.5, 2.0, 0.4]) * residual + 0.05)
+        writer.add_model(
+            schema.OUTPUT_GAP, np.full(3, np.nan) if broken else np.array([0.5, 2.0, 0.4]) * residual + 0.05
+        )
         writer.add_scalar(schema.SCALAR_MAX_REPLICA_SPREAD, max(gaps))
         writer.write_step(step)
     writer.close()

@@ -32,7 +32,9 @@ def _backend(name: str):
 
 def _train_without_tensorflow(backend: str, log_dir, weights_file) -> dict:
     """Train and recalibrate the nested MLP in a child process; return what it reports."""
-    out = check(run_python(f"""
+    out = check(
+        run_python(
+            f"""
         import json
         import keras
         import numpy as np
@@ -63,7 +65,11 @@ def _train_without_tensorflow(backend: str, log_dir, weights_file) -> dict:
         }})
         print(json.dumps({{"backend": keras.backend.backend(),
                            "frameworks": loaded(["tensorflow", "jax", "torch"])}}))
-    """, blocked=["tensorflow"], env={"KERAS_BACKEND": backend}))
+    """,
+            blocked=["tensorflow"],
+            env={"KERAS_BACKEND": backend},
+        )
+    )
     return json.loads(out.splitlines()[-1])
 
 
@@ -96,14 +102,17 @@ def test_callback_logs_exact_values_without_tensorflow(tmp_path, backend):
             logged = run.layers[path]
             for quantity in schema.VARIABLE_QUANTITIES:  # bitwise: float64 copies of float32 values
                 assert logged[quantity].at(step).tobytes() == weights[step][name][quantity].astype(np.float32).tobytes()
-            np.testing.assert_allclose(logged[schema.PROBE_BATCH_MEAN].at(step), bn_inputs[name].mean(axis=0),
-                                       rtol=1e-5, atol=1e-6)
-            np.testing.assert_allclose(logged[schema.PROBE_BATCH_VARIANCE].at(step), bn_inputs[name].var(axis=0),
-                                       rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(
+                logged[schema.PROBE_BATCH_MEAN].at(step), bn_inputs[name].mean(axis=0), rtol=1e-5, atol=1e-6
+            )
+            np.testing.assert_allclose(
+                logged[schema.PROBE_BATCH_VARIANCE].at(step), bn_inputs[name].var(axis=0), rtol=1e-5, atol=1e-6
+            )
             mean, variance = population[name]
             np.testing.assert_allclose(logged[schema.POPULATION_VARIANCE].at(step), variance, rtol=1e-5)
-            np.testing.assert_allclose(logged[schema.POPULATION_MEAN].at(step), mean,
-                                       rtol=1e-5, atol=1e-5 * np.sqrt(variance).max())
+            np.testing.assert_allclose(
+                logged[schema.POPULATION_MEAN].at(step), mean, rtol=1e-5, atol=1e-5 * np.sqrt(variance).max()
+            )
         np.testing.assert_allclose(run.model[schema.OUTPUT_TRAINING].at(step), train_out, rtol=1e-4, atol=1e-5)
         np.testing.assert_allclose(run.model[schema.OUTPUT_INFERENCE].at(step), infer_out, rtol=1e-4, atol=1e-5)
     steps_per_epoch = SAMPLES // BATCH_SIZE
@@ -119,7 +128,9 @@ def test_callback_logs_exact_values_without_tensorflow(tmp_path, backend):
     population = numpy_population(trained, x)
     for name, (mean, variance) in population.items():
         np.testing.assert_allclose(recalibrated[name]["moving_variance"], variance, rtol=1e-5)
-        np.testing.assert_allclose(recalibrated[name]["moving_mean"], mean, rtol=1e-5, atol=1e-5 * np.sqrt(variance).max())
+        np.testing.assert_allclose(
+            recalibrated[name]["moving_mean"], mean, rtol=1e-5, atol=1e-5 * np.sqrt(variance).max()
+        )
     for layer, named in trained.items():
         for name, value in named.items():
             if name not in MOVING:

@@ -14,7 +14,12 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
-SECTIONS = {"overhead": "Training overhead", "bytes": "Bytes on disk", "plugin": "Plugin latency", "frontend": "Front end"}
+SECTIONS = {
+    "overhead": "Training overhead",
+    "bytes": "Bytes on disk",
+    "plugin": "Plugin latency",
+    "frontend": "Front end",
+}
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +49,12 @@ def test_every_benchmark_reports_its_figures(quick_results):
 def test_the_issue_goals_are_all_measured(quick_results):
     names, _, data = quick_results
     goals = [figure["goal"] for section in data["sections"] for figure in section["figures"] if figure["goal"]]
-    expected = {"overhead": ["≤ 1.03", "< 0 (ours lower)"], "bytes": ["≤ 1.2"], "plugin": ["≤ 50 ms", "≤ 1.3"],
-                "frontend": ["≤ 300 ms"]}
+    expected = {
+        "overhead": ["≤ 1.03", "< 0 (ours lower)"],
+        "bytes": ["≤ 1.2"],
+        "plugin": ["≤ 50 ms", "≤ 1.3"],
+        "frontend": ["≤ 300 ms"],
+    }
     for name in names:
         for goal in expected[name]:
             assert goal in goals, (name, goal)

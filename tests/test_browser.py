@@ -158,7 +158,12 @@ def test_runs_view_lists_runs_and_their_configurations(page, tab, browser_logdir
     assert frozen.count() == 1
     assert frozen.text_content() == "frozen · inference mode in training"
     assert "trainable=False" in frozen.get_attribute("title")
-    assert tab.locator(f"table[data-table=layers] tr[data-run={FROZEN_RUN}][data-layer={FROZEN_LAYER}] [data-badge=frozen]").count() == 1
+    assert (
+        tab.locator(
+            f"table[data-table=layers] tr[data-run={FROZEN_RUN}][data-layer={FROZEN_LAYER}] [data-badge=frozen]"
+        ).count()
+        == 1
+    )
     counts = logged[REPLICA_RUN].layers[NONFINITE_LAYER][schema.NONFINITE_CHANNELS]
     worst, first = int(counts.values.max()), int(counts.steps[counts.values > 0][0])
     row = tab.locator(f"table[data-table=layers] tr[data-run={REPLICA_RUN}][data-layer={NONFINITE_LAYER}]")
@@ -247,7 +252,9 @@ def test_compare_view_overlays_the_selected_runs(page, tab):
     for i in range(4):
         assert series_counts(tab, f"[data-quantity={schema.VARIABLE_QUANTITIES[i]}]") == [len(RUNS)]
     assert series_counts(tab, "[data-chart=residual]") == [len(RUNS)]
-    assert series_counts(tab, "[data-chart=distance]") == [4 * (len(RUNS) - 1)]  # 4 quantities, each run vs the reference
+    assert series_counts(tab, "[data-chart=distance]") == [
+        4 * (len(RUNS) - 1)
+    ]  # 4 quantities, each run vs the reference
     assert painted_pixels(tab, f"[data-quantity={schema.MOVING_MEAN}] canvas") > 1000
     screenshot(page, tab, "tab-compare.png")
     assert page.problems == []
@@ -333,7 +340,10 @@ def test_findings_panel_opens_the_view_run_and_layer(page, tab, browser_logdir):
     for severity, count in doctor.counts(expected).items():
         assert panel.locator(f".bn-count[data-severity={severity}]").text_content().startswith(f"{count} ")
     items = panel.locator(".bn-finding")
-    listed = [tuple(items.nth(i).get_attribute(a) for a in ("data-finding", "data-run", "data-layer")) for i in range(items.count())]
+    listed = [
+        tuple(items.nth(i).get_attribute(a) for a in ("data-finding", "data-run", "data-layer"))
+        for i in range(items.count())
+    ]
     assert listed == [(f.id, f.run, f.layer or "") for f in expected]
 
     for target in (
@@ -356,7 +366,9 @@ def test_findings_panel_opens_the_view_run_and_layer(page, tab, browser_logdir):
             assert tab.locator("select[data-control=run]").input_value() == target.run
         if target.view == "epochs" and target.quantity:
             assert tab.locator("select[data-control=quantity]").input_value() == target.quantity
-        assert "bn-active" in panel.locator(f".bn-finding[data-finding={target.id}][data-run={target.run}]").get_attribute("class")
+        assert "bn-active" in panel.locator(
+            f".bn-finding[data-finding={target.id}][data-run={target.run}]"
+        ).get_attribute("class")
         charts = tab.locator(f"main [data-quantity={target.quantity}]").count() if target.quantity else 0
         focused = tab.locator("main .bn-focused")
         assert focused.count() == min(charts, 1)  # the chart of the finding's quantity is outlined

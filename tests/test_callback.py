@@ -49,8 +49,9 @@ def test_logged_variables_equal_layer_variables_bitwise(tmp_path):
     model = _compiled(nested_mlp)
     x, y = make_data()
     recorder = RecordVariables()
-    model.fit(x, y, epochs=3, batch_size=16, verbose=0,
-              callbacks=[BatchNormInspector(tmp_path, probe_data=x[:32]), recorder])
+    model.fit(
+        x, y, epochs=3, batch_size=16, verbose=0, callbacks=[BatchNormInspector(tmp_path, probe_data=x[:32]), recorder]
+    )
     run = load_logdir(tmp_path)["."]
     assert set(run.layers) == {"backbone/bn1", "bn2"}
     for path, quantities in run.layers.items():
@@ -63,14 +64,21 @@ def test_logged_variables_equal_layer_variables_bitwise(tmp_path):
 
 def test_config_record_describes_layers_and_run(tmp_path):
     keras.utils.set_random_seed(0)
-    model = keras.Sequential([
-        keras.Input((6,)),
-        keras.layers.Dense(4),
-        keras.layers.BatchNormalization(name="custom", momentum=0.8, epsilon=0.01,
-                                        beta_initializer=keras.initializers.Constant(0.5),
-                                        moving_variance_initializer=keras.initializers.Constant(0.5)),
-        keras.layers.Dense(1),
-    ], name="cfg_model")
+    model = keras.Sequential(
+        [
+            keras.Input((6,)),
+            keras.layers.Dense(4),
+            keras.layers.BatchNormalization(
+                name="custom",
+                momentum=0.8,
+                epsilon=0.01,
+                beta_initializer=keras.initializers.Constant(0.5),
+                moving_variance_initializer=keras.initializers.Constant(0.5),
+            ),
+            keras.layers.Dense(1),
+        ],
+        name="cfg_model",
+    )
     model.compile("sgd", "mse")
     x, y = make_data(n=50)
     model.fit(x, y[:, :1], epochs=1, batch_size=10, verbose=0, callbacks=[BatchNormInspector(tmp_path)])
@@ -135,13 +143,22 @@ def test_frozen_layer_keeps_full_initializer_weight(tmp_path):
 def test_probe_quantities_logged_at_every_step(tmp_path):
     model = _compiled(sequential_mlp)
     x, y = make_data()
-    model.fit(x, y, epochs=2, batch_size=16, verbose=0, callbacks=[BatchNormInspector(tmp_path, probe_data=(x[:24], y[:24]))])
+    model.fit(
+        x, y, epochs=2, batch_size=16, verbose=0, callbacks=[BatchNormInspector(tmp_path, probe_data=(x[:24], y[:24]))]
+    )
     run = load_logdir(tmp_path)["."]
-    for quantity in (schema.PROBE_BATCH_MEAN, schema.PROBE_BATCH_VARIANCE, schema.PROBE_MEAN_GAP, schema.PROBE_VAR_LOG_RATIO):
+    for quantity in (
+        schema.PROBE_BATCH_MEAN,
+        schema.PROBE_BATCH_VARIANCE,
+        schema.PROBE_MEAN_GAP,
+        schema.PROBE_VAR_LOG_RATIO,
+    ):
         assert run.layers["bn1"][quantity].steps.tolist() == [0, 1, 2]
     assert run.model[schema.OUTPUT_TRAINING].values.shape == (3, 24, 2)
     gap = run.model[schema.OUTPUT_GAP].values
-    diff = np.abs(run.model[schema.OUTPUT_TRAINING].values.astype(np.float64) - run.model[schema.OUTPUT_INFERENCE].values)
+    diff = np.abs(
+        run.model[schema.OUTPUT_TRAINING].values.astype(np.float64) - run.model[schema.OUTPUT_INFERENCE].values
+    )
     np.testing.assert_allclose(gap[:, 0], diff.mean(axis=(1, 2)), rtol=1e-5)
     np.testing.assert_allclose(run.scalars[schema.SCALAR_OUTPUT_GAP].values, gap[:, 0], rtol=1e-6)
 
@@ -155,8 +172,14 @@ def test_within_epoch_curves_on_the_global_step(tmp_path):
         def on_train_batch_end(self, batch, logs=None):
             recorder.append(self.model.get_layer("bn1").moving_mean.numpy().copy())
 
-    model.fit(x, y, epochs=2, batch_size=16, verbose=0,
-              callbacks=[BatchNormInspector(tmp_path, log_every_n_batches=2), AtBatch()])
+    model.fit(
+        x,
+        y,
+        epochs=2,
+        batch_size=16,
+        verbose=0,
+        callbacks=[BatchNormInspector(tmp_path, log_every_n_batches=2), AtBatch()],
+    )
     series = load_logdir(tmp_path)["."].batch_layers["bn1"]["moving_mean"]
     assert series.steps.tolist() == [2, 4, 6, 8, 10, 12]
     for step, values in zip(series.steps, series.values):
@@ -176,8 +199,11 @@ def test_resume_and_repeated_fit_continue_the_steps(tmp_path):
     assert series.steps.tolist() == [0, 1, 2, 3, 4, 5, 6]
     assert series.at(6).tobytes() == model.get_layer("bn1").moving_mean.numpy().tobytes()
     steps_per_epoch = math.ceil(len(x) / 32)
-    np.testing.assert_allclose(run.layers["bn1"][schema.RESIDUAL_INIT_WEIGHT].values,
-                               [0.9 ** (e * steps_per_epoch) for e in range(7)], rtol=1e-6)
+    np.testing.assert_allclose(
+        run.layers["bn1"][schema.RESIDUAL_INIT_WEIGHT].values,
+        [0.9 ** (e * steps_per_epoch) for e in range(7)],
+        rtol=1e-6,
+    )
 
 
 def test_wrong_probe_shape_fails_before_training(tmp_path):
@@ -192,9 +218,13 @@ def test_probe_larger_than_cap_and_non_numeric_probe_fail_clearly(tmp_path):
     model = _compiled(sequential_mlp)
     x, y = make_data()
     with pytest.raises(ValueError, match="max_probe_samples"):
-        model.fit(x, y, epochs=1, verbose=0, callbacks=[BatchNormInspector(tmp_path, probe_data=x, max_probe_samples=10)])
+        model.fit(
+            x, y, epochs=1, verbose=0, callbacks=[BatchNormInspector(tmp_path, probe_data=x, max_probe_samples=10)]
+        )
     with pytest.raises(ValueError, match="must hold numbers"):
-        model.fit(x, y, epochs=1, verbose=0, callbacks=[BatchNormInspector(tmp_path, probe_data=np.array([["a"] * 6] * 4))])
+        model.fit(
+            x, y, epochs=1, verbose=0, callbacks=[BatchNormInspector(tmp_path, probe_data=np.array([["a"] * 6] * 4))]
+        )
 
 
 def test_unwritable_log_dir_fails_before_training(tmp_path):
@@ -227,7 +257,13 @@ def test_warnings_for_tiny_probe_dropout_and_no_probe(tmp_path):
     model.compile("sgd", "mse")
     x, y = make_data()
     with pytest.warns(BatchNormInspectorWarning) as caught:
-        model.fit(x, y[:, :1].repeat(4, 1), epochs=1, verbose=0, callbacks=[BatchNormInspector(tmp_path / "a", probe_data=x[:1])])
+        model.fit(
+            x,
+            y[:, :1].repeat(4, 1),
+            epochs=1,
+            verbose=0,
+            callbacks=[BatchNormInspector(tmp_path / "a", probe_data=x[:1])],
+        )
     messages = " ".join(str(w.message) for w in caught)
     assert "equals beta" in messages
     assert "['dropout']" in messages and "noise" in messages
@@ -248,6 +284,8 @@ def test_event_files_readable_by_tensorboard(tmp_path):
     assert [e.step for e in events] == [0, 1, 2]
     from tensorboard.util import tensor_util
 
-    np.testing.assert_array_equal(tensor_util.make_ndarray(events[-1].tensor_proto), model.get_layer("bn2").moving_mean.numpy())
+    np.testing.assert_array_equal(
+        tensor_util.make_ndarray(events[-1].tensor_proto), model.get_layer("bn2").moving_mean.numpy()
+    )
     assert accumulator.SummaryMetadata(tag).plugin_data.plugin_name == schema.PLUGIN_NAME
     assert [e.step for e in accumulator.Scalars(schema.SCALAR_OUTPUT_GAP)] == [0, 1, 2]

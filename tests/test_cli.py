@@ -37,8 +37,14 @@ def _model(run: str) -> keras.Model:
         )
     )
     model = keras.Sequential(
-        [keras.Input((5,)), keras.layers.Dense(4, name="dense1"), bn1, keras.layers.Dense(3, name="dense2"),
-         keras.layers.BatchNormalization(name="bn2"), keras.layers.Dense(1, name="out")]
+        [
+            keras.Input((5,)),
+            keras.layers.Dense(4, name="dense1"),
+            bn1,
+            keras.layers.Dense(3, name="dense2"),
+            keras.layers.BatchNormalization(name="bn2"),
+            keras.layers.Dense(1, name="out"),
+        ]
     )
     if run == "b":
         model.get_layer("bn2").trainable = False
@@ -79,9 +85,17 @@ def logs(tmp_path_factory):
     for run, epochs in EPOCHS.items():
         model = _model(run)
         states[run] = [_bn_state(model)]
-        record = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs, m=model, s=states[run]: s.append(_bn_state(m)))
-        model.fit(x, y, epochs=epochs, batch_size=BATCH, verbose=0,
-                  callbacks=[BatchNormInspector(root / run, probe_data=x[:16]), record])
+        record = keras.callbacks.LambdaCallback(
+            on_epoch_end=lambda epoch, logs, m=model, s=states[run]: s.append(_bn_state(m))
+        )
+        model.fit(
+            x,
+            y,
+            epochs=epochs,
+            batch_size=BATCH,
+            verbose=0,
+            callbacks=[BatchNormInspector(root / run, probe_data=x[:16]), record],
+        )
         gaps[run] = np.abs(_numpy_forward(model, x[:16], True) - _numpy_forward(model, x[:16], False)).mean()
     return {"root": str(root), "states": states, "gaps": gaps}
 
@@ -140,7 +154,9 @@ def test_compare_defaults_to_last_common_epoch(logs, capsys):
         for key, value in expected.items():
             np.testing.assert_allclose(distances[layer][key], value, rtol=1e-6)
         row = _line(out.split("moving statistics at")[1], f"{layer} ").split()
-        assert row[1:5] == [f"{expected[k]:.4g}" for k in ("mean_rms", "variance_rms", "mean_gap", "variance_log_ratio")]
+        assert row[1:5] == [
+            f"{expected[k]:.4g}" for k in ("mean_rms", "variance_rms", "mean_gap", "variance_log_ratio")
+        ]
 
 
 def test_compare_config_diff_names_initializers_momentum_and_frozen(logs, capsys):
@@ -173,8 +189,12 @@ def test_export_csv_holds_the_logged_variables(logs, capsys, tmp_path):
     assert list(frame.columns) == ["run", "layer", "quantity", "step", "channel", "value"]
     for run, epochs in EPOCHS.items():
         for epoch in range(epochs + 1):
-            rows = frame[(frame.run == run) & (frame.layer == "bn1") & (frame.quantity == "moving_mean") & (frame.step == epoch)]
-            np.testing.assert_allclose(rows.sort_values("channel").value, logs["states"][run][epoch]["bn1"][0], rtol=1e-6)
+            rows = frame[
+                (frame.run == run) & (frame.layer == "bn1") & (frame.quantity == "moving_mean") & (frame.step == epoch)
+            ]
+            np.testing.assert_allclose(
+                rows.sort_values("channel").value, logs["states"][run][epoch]["bn1"][0], rtol=1e-6
+            )
     target = tmp_path / "all.csv"
     code, _, err = run_cli(capsys, "export", logs["root"], "--output", str(target))
     assert code == 0 and f"wrote {len(frame)} rows" in err
@@ -225,7 +245,11 @@ def test_logdir_without_bn_inspect_data(capsys, tmp_path):
     foreign = tmp_path / "foreign" / "run"
     foreign.mkdir(parents=True)
     with EventFileWriter(foreign) as writer:  # a plain Keras-TensorBoard-like scalar
-        writer.write(event_pb2.Event(step=1, summary=summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag="loss", simple_value=1.0)])))
+        writer.write(
+            event_pb2.Event(
+                step=1, summary=summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag="loss", simple_value=1.0)])
+            )
+        )
     code, _, err = run_cli(capsys, "summary", str(tmp_path / "foreign"))
     assert code == 2 and "1 run(s) of event files but none with bn_inspect data" in err
 
@@ -257,7 +281,9 @@ def test_cli_never_imports_tensorflow_or_keras(logs, tmp_path):
 def test_exit_code_reaches_the_shell(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "bn_inspect.cli", "summary", str(tmp_path / "nope")],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 2 and result.stderr.startswith("bn-inspect: error: logdir")
     assert Path(sys.executable).parent.joinpath("bn-inspect").exists()  # the console script is installed
@@ -265,8 +291,13 @@ def test_exit_code_reaches_the_shell(tmp_path):
 
 def test_export_into_a_closed_pipe_is_quiet(logs):
     reader = subprocess.Popen(["head", "-n", "1"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
-    result = subprocess.run([sys.executable, "-m", "bn_inspect.cli", "export", logs["root"]],
-                            stdout=reader.stdin, stderr=subprocess.PIPE, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "bn_inspect.cli", "export", logs["root"]],
+        stdout=reader.stdin,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=60,
+    )
     reader.stdin.close()
     reader.wait(timeout=10)
     assert result.returncode in (0, 1) and result.stderr == ""

@@ -39,10 +39,16 @@ def _mlp(momentum: float = 0.9) -> keras.Model:
     """Dense -> bn1 -> ReLU -> Dense -> bn2 -> ReLU -> Dense."""
     keras.utils.set_random_seed(0)
     return keras.Sequential(
-        [keras.Input((FEATURES,)), keras.layers.Dense(8, name="dense1"),
-         keras.layers.BatchNormalization(name="bn1", momentum=momentum), keras.layers.Activation("relu"),
-         keras.layers.Dense(8, name="dense2"), keras.layers.BatchNormalization(name="bn2", momentum=momentum),
-         keras.layers.Activation("relu"), keras.layers.Dense(1, name="out")],
+        [
+            keras.Input((FEATURES,)),
+            keras.layers.Dense(8, name="dense1"),
+            keras.layers.BatchNormalization(name="bn1", momentum=momentum),
+            keras.layers.Activation("relu"),
+            keras.layers.Dense(8, name="dense2"),
+            keras.layers.BatchNormalization(name="bn2", momentum=momentum),
+            keras.layers.Activation("relu"),
+            keras.layers.Dense(1, name="out"),
+        ],
         name="mlp",
     )
 
@@ -55,7 +61,11 @@ class InferenceModeBackbone(keras.Model):
     def __init__(self):
         super().__init__(name="recipe")
         self.backbone = keras.Sequential(
-            [keras.Input((FEATURES,)), keras.layers.Dense(8, name="dense1"), keras.layers.BatchNormalization(name="bn1")],
+            [
+                keras.Input((FEATURES,)),
+                keras.layers.Dense(8, name="dense1"),
+                keras.layers.BatchNormalization(name="bn1"),
+            ],
             name="backbone",
         )
         self.dense2 = keras.layers.Dense(8, name="dense2")
@@ -109,8 +119,14 @@ def _fit(model, log_dir, x, y, epochs, batch_size=BATCH, callbacks=(), **inspect
     model.compile("adam", "mse")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", BatchNormInspectorWarning)
-        model.fit(x, y, epochs=epochs, batch_size=batch_size, verbose=0,
-                  callbacks=[*callbacks, BatchNormInspector(log_dir, **inspector)])
+        model.fit(
+            x,
+            y,
+            epochs=epochs,
+            batch_size=batch_size,
+            verbose=0,
+            callbacks=[*callbacks, BatchNormInspector(log_dir, **inspector)],
+        )
     return model
 
 
@@ -134,10 +150,12 @@ def trained(tmp_path_factory):
     frozen.get_layer("bn2").trainable = False  # frozen before it ever saw data
     models["frozen"] = _fit(frozen, root / "frozen", x, y, epochs=1, **probe)
     # a frozen pre-trained backbone (dense1, bn1) whose statistics fit the data, or are 3 sd off
-    models["frozen_fitting"] = _fit(_frozen_backbone(x, 0.0), root / "frozen_fitting", x, y, epochs=5,
-                                    reference_data=x, **probe)
-    models["frozen_shifted"] = _fit(_frozen_backbone(x, 3.0), root / "frozen_shifted", x, y, epochs=1,
-                                    reference_data=x, **probe)
+    models["frozen_fitting"] = _fit(
+        _frozen_backbone(x, 0.0), root / "frozen_fitting", x, y, epochs=5, reference_data=x, **probe
+    )
+    models["frozen_shifted"] = _fit(
+        _frozen_backbone(x, 3.0), root / "frozen_shifted", x, y, epochs=1, reference_data=x, **probe
+    )
     runs = load_logdir(root)
     return {"root": str(root), "runs": runs, "models": models, "x": x, "findings": doctor.diagnose(runs)}
 
@@ -170,8 +188,10 @@ def _forward(model: keras.Model, x: np.ndarray, training: bool) -> np.ndarray:
 
 
 def _gaps(mean, var, moving_mean, moving_var) -> tuple[float, float]:
-    return (np.mean(np.abs(mean - moving_mean) / np.sqrt(moving_var + EPS)),
-            np.mean(np.abs(np.log((var + EPS) / (moving_var + EPS)))))
+    return (
+        np.mean(np.abs(mean - moving_mean) / np.sqrt(moving_var + EPS)),
+        np.mean(np.abs(np.log((var + EPS) / (moving_var + EPS)))),
+    )
 
 
 def _bn1_input(model: keras.Model, x: np.ndarray) -> np.ndarray:
@@ -218,8 +238,9 @@ def test_train_inference_gap_names_the_first_layer(trained):
 
     features, bn1 = _bn1_input(model, x[:PROBE]), _weights(model, "bn1")
     mean_gap, var_ratio = _gaps(features.mean(0), features.var(0), bn1["moving_mean"], bn1["moving_variance"])
-    np.testing.assert_allclose([finding.evidence["mean_gap"], finding.evidence["var_log_ratio"]], [mean_gap, var_ratio],
-                               rtol=1e-4)
+    np.testing.assert_allclose(
+        [finding.evidence["mean_gap"], finding.evidence["var_log_ratio"]], [mean_gap, var_ratio], rtol=1e-4
+    )
     chance_mean, chance_var = math.sqrt(2 / (math.pi * PROBE)), math.sqrt(2 / math.pi) * math.sqrt(2 / (PROBE - 1))
     assert finding.evidence["mean_gap_threshold"] == pytest.approx(max(0.2, 3 * chance_mean))
     assert finding.evidence["var_log_ratio_threshold"] == pytest.approx(max(0.2, 3 * chance_var))
@@ -244,8 +265,16 @@ def _config_run(batch_size: int, replicas: int = 1, synchronized: bool = False, 
 
 @pytest.mark.parametrize(
     "batch_size, replicas, synchronized, expected",
-    [(1, 1, False, "error"), (3, 1, False, "error"), (4, 1, False, "warning"), (15, 1, False, "warning"),
-     (16, 1, False, None), (16, 2, False, "warning"), (16, 2, True, None), (6, 2, False, "error")],
+    [
+        (1, 1, False, "error"),
+        (3, 1, False, "error"),
+        (4, 1, False, "warning"),
+        (15, 1, False, "warning"),
+        (16, 1, False, None),
+        (16, 2, False, "warning"),
+        (16, 2, True, None),
+        (6, 2, False, "error"),
+    ],
 )
 def test_batch_thresholds_count_samples_per_replica(batch_size, replicas, synchronized, expected):
     findings = doctor.check_batch_size(_config_run(batch_size, replicas, synchronized))
@@ -297,8 +326,10 @@ def test_frozen_backbone_on_other_statistics_is_the_fine_tuning_trap(trained):
 
 def test_frozen_without_reference_data_is_a_warning(trained):
     run = trained["runs"]["frozen_fitting"]
-    unmeasured = {path: {q: series for q, series in quantities.items() if not q.startswith("population_")}
-                  for path, quantities in run.layers.items()}
+    unmeasured = {
+        path: {q: series for q, series in quantities.items() if not q.startswith("population_")}
+        for path, quantities in run.layers.items()
+    }
     (finding,) = doctor.check_frozen(dataclasses.replace(run, layers=unmeasured))
     assert (finding.severity, finding.layer) == ("warning", "bn1")
     assert finding.evidence["frozen_unmeasured"] == 1 and "reference_data" in finding.fix
@@ -350,13 +381,28 @@ def test_stale_moving_statistics_against_population(trained):
 # --- 7. replicas diverging (synthetic, schema-conformant) ---------------------------------------
 def _replica_run(log_dir, spread_gaps: dict[str, list[float]], replicas: int = 2) -> RunData:
     """Two epochs of a 2-replica run, layers "bn_a" (synchronized=False) and "bn_sync"."""
-    layers = [{"path": path, "trainable": True, "inference_mode_in_training": False, "synchronized": path == "bn_sync",
-               "epsilon": EPS} for path in spread_gaps]
+    layers = [
+        {
+            "path": path,
+            "trainable": True,
+            "inference_mode_in_training": False,
+            "synchronized": path == "bn_sync",
+            "epsilon": EPS,
+        }
+        for path in spread_gaps
+    ]
     writer = SummaryWriter(log_dir)
     for step in range(2):
         if step == 0:
-            writer.add_config({"batch_size": 32, "replicas": replicas, "replica_probe_shards": [8, 8],
-                               "probe_samples": 16, "layers": layers})
+            writer.add_config(
+                {
+                    "batch_size": 32,
+                    "replicas": replicas,
+                    "replica_probe_shards": [8, 8],
+                    "probe_samples": 16,
+                    "layers": layers,
+                }
+            )
         for path, gaps in spread_gaps.items():
             writer.add_layer(path, schema.MOVING_VARIANCE, np.array([1.0, 4.0]))
             writer.add_layer(path, schema.REPLICA_MOVING_MEAN_SPREAD, np.array([0.1, 0.4]))
@@ -387,8 +433,17 @@ def test_replica_divergence_without_synchronized(tmp_path):
 # --- the findings API ---------------------------------------------------------------------------
 def test_every_finding_is_complete_and_json_able(trained):
     ids = {f.id for f in trained["findings"]}
-    assert {"initializer_dominant", "train_inference_gap", "small_batch", "frozen_bn", "bn_not_updating",
-            "nonfinite_moving_stats", "tiny_moving_variance", "stale_moving_stats", "no_probe"} <= ids
+    assert {
+        "initializer_dominant",
+        "train_inference_gap",
+        "small_batch",
+        "frozen_bn",
+        "bn_not_updating",
+        "nonfinite_moving_stats",
+        "tiny_moving_variance",
+        "stale_moving_stats",
+        "no_probe",
+    } <= ids
     for finding in trained["findings"]:
         assert finding.severity in doctor.SEVERITIES and finding.view in doctor.VIEWS
         assert finding.title and finding.fix and "\n" not in finding.fix and finding.evidence
@@ -401,8 +456,10 @@ def test_findings_need_only_the_declared_quantities(trained):
     reduced = {
         name: dataclasses.replace(
             run,
-            layers={path: {q: s for q, s in quantities.items() if q in doctor.LAYER_QUANTITIES_USED}
-                    for path, quantities in run.layers.items()},
+            layers={
+                path: {q: s for q, s in quantities.items() if q in doctor.LAYER_QUANTITIES_USED}
+                for path, quantities in run.layers.items()
+            },
             model={q: s for q, s in run.model.items() if q in doctor.MODEL_QUANTITIES_USED},
             batch_layers={},
             scalars={},
@@ -454,7 +511,9 @@ def test_cli_text_is_grouped_by_run_most_severe_first(trained, capsys):
     lines = out.splitlines()
     headers = [line for line in lines if line.startswith("run ")]
     assert headers == ["run short: 2 errors, 1 warning", "run healthy: no findings"]
-    severities = [line.split()[0] for line in lines if line.startswith("  ") and line.split()[0] in ("ERROR", "WARNING")]
+    severities = [
+        line.split()[0] for line in lines if line.startswith("  ") and line.split()[0] in ("ERROR", "WARNING")
+    ]
     assert severities == ["ERROR", "ERROR", "WARNING"]
     assert "fix:" in out and "see:      compare view, residual_init_weight, epoch 1" in out
     assert lines[-1] == "2 runs checked: 2 errors, 1 warning"

@@ -33,12 +33,16 @@ def test_epochs(tmp_path, capsys):
     for run, count in (("1", 1), ("2", 2)):
         bn = _layer(tmp_path, "epochs", run)
         assert bn[schema.MOVING_MEAN].steps.tolist() == list(range(count + 1))
-        np.testing.assert_allclose(bn[schema.RESIDUAL_INIT_WEIGHT].values[-1], 0.99 ** (STEPS_PER_EPOCH * count), rtol=1e-5)
+        np.testing.assert_allclose(
+            bn[schema.RESIDUAL_INIT_WEIGHT].values[-1], 0.99 ** (STEPS_PER_EPOCH * count), rtol=1e-5
+        )
         # the example's population statistics (Keras feature model + numpy) and the inspector's agree
         assert figures[run]["population_logged_vs_local"] < 1e-5
     # same seed: the 2-epoch run passes through the 1-epoch run's state
-    np.testing.assert_array_equal(_layer(tmp_path, "epochs", "2")[schema.MOVING_MEAN].values[1],
-                                  _layer(tmp_path, "epochs", "1")[schema.MOVING_MEAN].values[1])
+    np.testing.assert_array_equal(
+        _layer(tmp_path, "epochs", "2")[schema.MOVING_MEAN].values[1],
+        _layer(tmp_path, "epochs", "1")[schema.MOVING_MEAN].values[1],
+    )
 
 
 def test_initializers(tmp_path, capsys):
@@ -50,10 +54,13 @@ def test_initializers(tmp_path, capsys):
     assert steps == 4
     residual = runs["default"].batch_layers["bn"][schema.RESIDUAL_INIT_WEIGHT]
     assert residual.steps.tolist() == list(range(1, steps + 1))  # logged after every batch
-    np.testing.assert_allclose(residual.values, 0.99 ** residual.steps, rtol=1e-5)
+    np.testing.assert_allclose(residual.values, 0.99**residual.steps, rtol=1e-5)
     # training never reads the moving statistics: moving_only_0.5 = default + (0.5 - init) * m**t
     for quantity, initial in ((schema.MOVING_MEAN, 0.0), (schema.MOVING_VARIANCE, 1.0)):
-        delta = runs["moving_only_0.5"].layers["bn"][quantity].values[-1] - runs["default"].layers["bn"][quantity].values[-1]
+        delta = (
+            runs["moving_only_0.5"].layers["bn"][quantity].values[-1]
+            - runs["default"].layers["bn"][quantity].values[-1]
+        )
         np.testing.assert_allclose(delta, (0.5 - initial) * 0.99**steps, atol=2e-6)
     assert figures["moving_only_0.5"]["trained_like_default"]
     weights = initializers.batch_weights(0.99, steps)
@@ -76,7 +83,9 @@ def test_modes_single_sample_output_is_beta_through_the_head(tmp_path, capsys):
     dense_kernel, dense_bias = (v.numpy().astype(np.float64) for v in model.get_layer("dense").weights)
     sample_features = common.article_data()[0][:1].astype(np.float64) @ dense_kernel + dense_bias
     before, after = result["moving_stats_before"], result["moving_stats_after"]
-    np.testing.assert_allclose(after["moving_mean"], 0.99 * before["moving_mean"] + 0.01 * sample_features[0], atol=1e-6)
+    np.testing.assert_allclose(
+        after["moving_mean"], 0.99 * before["moving_mean"] + 0.01 * sample_features[0], atol=1e-6
+    )
     np.testing.assert_allclose(after["moving_variance"], 0.99 * before["moving_variance"], atol=1e-6)
     # ...which the example undid; the stateless comparison changed nothing
     np.testing.assert_array_equal(model.get_layer("bn").moving_mean.numpy(), before["moving_mean"].astype(np.float32))
@@ -93,7 +102,9 @@ def test_frozen_backbone(tmp_path, capsys):
     assert sorted(runs) == ["frozen_backbone", "frozen_recalibrated", "pretrain", "trainable_backbone"]
     frozen = runs["frozen_backbone"].layers["backbone/bn"]
     pretrained_end = runs["pretrain"].layers["backbone/bn"][schema.MOVING_MEAN].values[-1]
-    np.testing.assert_array_equal(frozen[schema.MOVING_MEAN].values, np.broadcast_to(pretrained_end, frozen[schema.MOVING_MEAN].values.shape))
+    np.testing.assert_array_equal(
+        frozen[schema.MOVING_MEAN].values, np.broadcast_to(pretrained_end, frozen[schema.MOVING_MEAN].values.shape)
+    )
     np.testing.assert_array_equal(frozen[schema.RESIDUAL_INIT_WEIGHT].values, 1.0)
     assert np.isnan(frozen[schema.PROBE_BATCH_MEAN].values).all()  # a frozen layer uses no batch statistics
     np.testing.assert_array_equal(runs["frozen_backbone"].model[schema.OUTPUT_GAP].values, 0.0)
@@ -102,5 +113,9 @@ def test_frozen_backbone(tmp_path, capsys):
     trainable = runs["trainable_backbone"].layers["backbone/bn"]
     assert np.abs(trainable[schema.MOVING_MEAN].values[-1] - pretrained_end).max() > 0.1
     recalibrated = runs["frozen_recalibrated"].layers["backbone/bn"]
-    np.testing.assert_allclose(recalibrated[schema.MOVING_MEAN].values[0], recalibrated[schema.POPULATION_MEAN].values[0], atol=1e-4)
-    assert figures["frozen_backbone"]["population_mean_gap"] > 10 * figures["frozen_recalibrated"]["population_mean_gap"]
+    np.testing.assert_allclose(
+        recalibrated[schema.MOVING_MEAN].values[0], recalibrated[schema.POPULATION_MEAN].values[0], atol=1e-4
+    )
+    assert (
+        figures["frozen_backbone"]["population_mean_gap"] > 10 * figures["frozen_recalibrated"]["population_mean_gap"]
+    )

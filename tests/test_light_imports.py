@@ -15,13 +15,23 @@ from import_blocker import HEAVY, check, run_python
 BLOCKING = pytest.mark.parametrize("blocked", [HEAVY, ()], ids=["frameworks-blocked", "nothing-blocked"])
 # The training side of bn_inspect, which runs inside model.fit and needs Keras. Every other
 # module is reading side: a new module that needs Keras belongs here, with a reason.
-KERAS_SIDE = {"callback", "distribution", "layers", "population", "probe", "probe_data", "recalibration",
-              "reference_data"}
+KERAS_SIDE = {
+    "callback",
+    "distribution",
+    "layers",
+    "population",
+    "probe",
+    "probe_data",
+    "recalibration",
+    "reference_data",
+}
 
 
 @BLOCKING
 def test_reading_side_imports_and_writes_and_reads_without_frameworks(tmp_path, blocked):
-    out = check(run_python(f"""
+    out = check(
+        run_python(
+            f"""
         import importlib
         import json
         import pkgutil
@@ -43,7 +53,10 @@ def test_reading_side_imports_and_writes_and_reads_without_frameworks(tmp_path, 
         series = run.layers["net/bn"][schema.MOVING_MEAN]
         print(json.dumps({{"modules": modules, "steps": series.steps.tolist(), "values": series.values.tolist(),
                            "config": run.config, "heavy": loaded({list(HEAVY)!r})}}))
-    """, blocked=blocked))
+    """,
+            blocked=blocked,
+        )
+    )
     result = json.loads(out.splitlines()[-1])
     assert result["heavy"] == []
     assert {"cli", "events", "reader", "schema", "stats", "writer"} <= set(result["modules"])
@@ -54,7 +67,9 @@ def test_reading_side_imports_and_writes_and_reads_without_frameworks(tmp_path, 
 
 @BLOCKING
 def test_every_plugin_module_and_the_entry_point_import_without_frameworks(blocked):
-    out = check(run_python(f"""
+    out = check(
+        run_python(
+            f"""
         import importlib
         import importlib.metadata
         import json
@@ -71,7 +86,10 @@ def test_every_plugin_module_and_the_entry_point_import_without_frameworks(block
         print(json.dumps({{"modules": modules, "entry_point": entry.value,
                            "is_loader": issubclass(loader, base_plugin.TBLoader),
                            "heavy": loaded({list(HEAVY)!r})}}))
-    """, blocked=blocked))
+    """,
+            blocked=blocked,
+        )
+    )
     result = json.loads(out.splitlines()[-1])
     assert result["heavy"] == []
     assert {"tb_plugin.loader", "tb_plugin.plugin"} <= set(result["modules"])
@@ -79,10 +97,15 @@ def test_every_plugin_module_and_the_entry_point_import_without_frameworks(block
 
 
 def test_blocked_packages_look_not_installed():
-    out = check(run_python("""
+    out = check(
+        run_python(
+            """
         import importlib.util
         print(importlib.util.find_spec("tensorflow"), importlib.util.find_spec("numpy") is not None)
-    """, blocked=HEAVY))
+    """,
+            blocked=HEAVY,
+        )
+    )
     assert out.split() == ["None", "True"]
     result = run_python("import tensorflow", blocked=HEAVY)
     assert result.returncode != 0 and "ModuleNotFoundError: No module named 'tensorflow'" in result.stderr

@@ -123,7 +123,9 @@ def test_compare_runs_summaries_and_distance(client, logged):
             np.testing.assert_allclose(arrays[f"{prefix}/x"], x)
             np.testing.assert_allclose(arrays[f"{prefix}/mean"], values.mean(axis=1), rtol=1e-5, atol=1e-7)
             np.testing.assert_allclose(arrays[f"{prefix}/low"], np.percentile(values, 10, axis=1), rtol=1e-5, atol=1e-7)
-            np.testing.assert_allclose(arrays[f"{prefix}/high"], np.percentile(values, 90, axis=1), rtol=1e-5, atol=1e-7)
+            np.testing.assert_allclose(
+                arrays[f"{prefix}/high"], np.percentile(values, 90, axis=1), rtol=1e-5, atol=1e-7
+            )
         x, residual = expected_curve(logged[name], "bn_1", schema.RESIDUAL_INIT_WEIGHT)
         np.testing.assert_allclose(arrays[f"{position}/{schema.RESIDUAL_INIT_WEIGHT}/x"], x)
         np.testing.assert_allclose(arrays[f"{position}/{schema.RESIDUAL_INIT_WEIGHT}/y"], residual, rtol=1e-6)
@@ -179,11 +181,18 @@ def test_schema_block_names_the_new_quantities(client):
     block = get_json(client, "runs")["schema"]
     assert block["staleness_gaps"] == [schema.POPULATION_MEAN_GAP, schema.POPULATION_VAR_LOG_RATIO]
     assert block["replica_gaps"] == [schema.REPLICA_MEAN_SPREAD_GAP]
-    assert block["population_pairs"] == {schema.MOVING_MEAN: schema.POPULATION_MEAN,
-                                         schema.MOVING_VARIANCE: schema.POPULATION_VARIANCE}
-    assert set(block["replica_spreads"]["mean"]) == {schema.REPLICA_BATCH_MEAN_SPREAD, schema.REPLICA_MOVING_MEAN_SPREAD}
-    assert (block["staleness_scalar"], block["replica_scalar"]) == (schema.SCALAR_MAX_STALENESS,
-                                                                     schema.SCALAR_MAX_REPLICA_SPREAD)
+    assert block["population_pairs"] == {
+        schema.MOVING_MEAN: schema.POPULATION_MEAN,
+        schema.MOVING_VARIANCE: schema.POPULATION_VARIANCE,
+    }
+    assert set(block["replica_spreads"]["mean"]) == {
+        schema.REPLICA_BATCH_MEAN_SPREAD,
+        schema.REPLICA_MOVING_MEAN_SPREAD,
+    }
+    assert (block["staleness_scalar"], block["replica_scalar"]) == (
+        schema.SCALAR_MAX_STALENESS,
+        schema.SCALAR_MAX_REPLICA_SPREAD,
+    )
 
 
 def layer_gap_rows(run, layers: list[str], quantity: str) -> np.ndarray:
@@ -214,7 +223,9 @@ def test_ema_staleness_per_layer_and_epoch(client, logged):
     scalar = run.scalars[schema.SCALAR_MAX_STALENESS]
     assert meta["scalar_steps"][schema.SCALAR_MAX_STALENESS] == scalar.steps.tolist()
     np.testing.assert_array_equal(arrays[schema.SCALAR_MAX_STALENESS], scalar.values)
-    np.testing.assert_allclose(arrays[schema.SCALAR_MAX_STALENESS], arrays[schema.POPULATION_MEAN_GAP].max(axis=0), rtol=1e-6)
+    np.testing.assert_allclose(
+        arrays[schema.SCALAR_MAX_STALENESS], arrays[schema.POPULATION_MEAN_GAP].max(axis=0), rtol=1e-6
+    )
     # The frozen layer measures no probe batch statistics: its probe gaps are logged NaN.
     assert np.isnan(arrays[schema.PROBE_MEAN_GAP][0]).all() and arrays[f"{schema.PROBE_MEAN_GAP}/logged"][0].all()
 
@@ -233,14 +244,18 @@ def test_replica_divergence_per_layer_and_channel(client, logged):
     meta, arrays = get_payload(client, "modes?" + query(run=REPLICA_RUN))
     run = logged[REPLICA_RUN]
     assert meta["replicas"] == 2 and meta["frozen"] == [False, False]
-    np.testing.assert_array_equal(arrays[schema.REPLICA_MEAN_SPREAD_GAP],
-                                  layer_gap_rows(run, meta["layers"], schema.REPLICA_MEAN_SPREAD_GAP))
+    np.testing.assert_array_equal(
+        arrays[schema.REPLICA_MEAN_SPREAD_GAP], layer_gap_rows(run, meta["layers"], schema.REPLICA_MEAN_SPREAD_GAP)
+    )
     for row, layer in enumerate(meta["layers"]):
         spread = run.layers[layer][schema.REPLICA_BATCH_MEAN_SPREAD].values.astype(np.float64)
         variance = run.layers[layer][schema.PROBE_BATCH_VARIANCE].values.astype(np.float64)
         epsilon = next(c["epsilon"] for c in run.config["layers"] if c["path"] == layer)
-        np.testing.assert_allclose(arrays[schema.REPLICA_MEAN_SPREAD_GAP][row],
-                                   np.mean(spread / np.sqrt(variance + epsilon), axis=1), rtol=1e-5)
+        np.testing.assert_allclose(
+            arrays[schema.REPLICA_MEAN_SPREAD_GAP][row],
+            np.mean(spread / np.sqrt(variance + epsilon), axis=1),
+            rtol=1e-5,
+        )
     scalar = run.scalars[schema.SCALAR_MAX_REPLICA_SPREAD]
     np.testing.assert_array_equal(arrays[schema.SCALAR_MAX_REPLICA_SPREAD], scalar.values)
     np.testing.assert_allclose(scalar.values, arrays[schema.REPLICA_MEAN_SPREAD_GAP].max(axis=0), rtol=1e-6)

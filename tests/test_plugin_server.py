@@ -22,7 +22,9 @@ import tb_plugin
 from tb_plugin.loader import BNInspectLoader
 
 ALL_STEPS = list(range(LONG_RUN_EPOCHS + 1))
-LONG_SERIES = "series?" + urllib.parse.urlencode({"run": "long", "layer": LONG_RUN_LAYER, "quantity": schema.MOVING_MEAN})
+LONG_SERIES = "series?" + urllib.parse.urlencode(
+    {"run": "long", "layer": LONG_RUN_LAYER, "quantity": schema.MOVING_MEAN}
+)
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +37,9 @@ def long_logdir(tmp_path_factory):
 @pytest.mark.parametrize("loader", LOADERS)
 def test_every_one_of_150_epochs_is_served_and_repeats_keep_the_last(loader, long_logdir):
     with tensorboard_client(loader, "--logdir", str(long_logdir)) as client:
-        wait_until(lambda: get_json(client, "runs")["runs"] and get_json(client, "runs")["runs"][0]["epochs"] == ALL_STEPS)
+        wait_until(
+            lambda: get_json(client, "runs")["runs"] and get_json(client, "runs")["runs"][0]["epochs"] == ALL_STEPS
+        )
         meta, arrays = get_payload(client, LONG_SERIES)
     assert meta["steps"] == ALL_STEPS
     np.testing.assert_array_equal(arrays["values"], np.stack([long_run_values(s) for s in ALL_STEPS]))
@@ -101,7 +105,12 @@ def static_client(tmp_path_factory):
 
 @pytest.mark.parametrize(
     ("path", "content_type"),
-    [("index.js", "text/javascript"), ("style.css", "text/css"), ("vendor/uplot/uPlot.esm.js", "text/javascript"), ("vendor/uplot/LICENSE", "text/plain")],
+    [
+        ("index.js", "text/javascript"),
+        ("style.css", "text/css"),
+        ("vendor/uplot/uPlot.esm.js", "text/javascript"),
+        ("vendor/uplot/LICENSE", "text/plain"),
+    ],
 )
 def test_static_files_come_from_the_package(static_client, path, content_type):
     response = static_client.get(ROUTE + path)

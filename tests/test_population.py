@@ -227,13 +227,20 @@ def test_callback_logs_population_statistics_and_staleness(tmp_path):
     gaps = []
     for path in ("bn1", "bn2"):
         layer = run.layers[path]
-        for quantity in (schema.POPULATION_MEAN, schema.POPULATION_VARIANCE, schema.POPULATION_MEAN_GAP,
-                         schema.POPULATION_VAR_LOG_RATIO):
+        for quantity in (
+            schema.POPULATION_MEAN,
+            schema.POPULATION_VARIANCE,
+            schema.POPULATION_MEAN_GAP,
+            schema.POPULATION_VAR_LOG_RATIO,
+        ):
             assert layer[quantity].steps.tolist() == [0, 1, 2]
         np.testing.assert_allclose(layer[schema.POPULATION_MEAN].at(2), expected[path].mean, rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(layer[schema.POPULATION_VARIANCE].at(2), expected[path].variance, rtol=1e-5)
         mean_gap, var_ratio = layer_gaps(
-            expected[path].mean, expected[path].variance, layer["moving_mean"].at(2), layer["moving_variance"].at(2),
+            expected[path].mean,
+            expected[path].variance,
+            layer["moving_mean"].at(2),
+            layer["moving_variance"].at(2),
             model.get_layer(path).epsilon,
         )
         np.testing.assert_allclose(layer[schema.POPULATION_MEAN_GAP].at(2), mean_gap, rtol=1e-4)
@@ -246,8 +253,9 @@ def test_callback_logs_population_statistics_and_staleness(tmp_path):
 
 def test_callback_reference_every_and_identical_training(tmp_path):
     plain, _ = _fit(tmp_path / "plain")
-    inspected, _ = _fit(tmp_path / "ref", reference_data=tf.data.Dataset.from_tensor_slices(x_ref()).batch(24),
-                        reference_every=2)
+    inspected, _ = _fit(
+        tmp_path / "ref", reference_data=tf.data.Dataset.from_tensor_slices(x_ref()).batch(24), reference_every=2
+    )
     for a, b in zip(snapshot(plain), snapshot(inspected)):
         assert a.tobytes() == b.tobytes()
     run = load_logdir(tmp_path / "ref")["."]
@@ -265,8 +273,13 @@ def test_callback_rejects_bad_reference_arguments(tmp_path):
     model.compile("adam", "mse")
     x, y = make_data()
     with pytest.raises(ValueError, match=r"cannot run on reference_data.*expects \(None, 6\)"):
-        model.fit(x, y, epochs=1, verbose=0,
-                  callbacks=[BatchNormInspector(tmp_path, reference_data=np.zeros((8, 5), "float32"))])
+        model.fit(
+            x,
+            y,
+            epochs=1,
+            verbose=0,
+            callbacks=[BatchNormInspector(tmp_path, reference_data=np.zeros((8, 5), "float32"))],
+        )
     assert int(model.optimizer.iterations.numpy()) == 0
 
 
@@ -308,7 +321,13 @@ def test_no_cost_advice_when_population_statistics_are_cheap_or_already_sparse(t
 
 
 def test_interval_for_share_is_the_fewest_periods_meeting_the_share():
-    for cost, period, share in [(25.0, 20.0, 0.1), (1.0, 20.0, 0.1), (2.0, 10.0, 0.1), (0.0, 5.0, 0.1), (7.3, 0.9, 0.25)]:
+    for cost, period, share in [
+        (25.0, 20.0, 0.1),
+        (1.0, 20.0, 0.1),
+        (2.0, 10.0, 0.1),
+        (0.0, 5.0, 0.1),
+        (7.3, 0.9, 0.25),
+    ]:
         every = interval_for_share(cost, period, share)
         assert cost / (every * period) <= share + 1e-12
         assert every == 1 or cost / ((every - 1) * period) > share

@@ -94,7 +94,9 @@ def test_dataset_input_progress_bar_and_renorm(capsys):
 
 @pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed")
 def test_jax_backend_without_tensorflow():
-    out = check(run_python("""
+    out = check(
+        run_python(
+            """
         import json
         import keras
         import numpy as np
@@ -116,7 +118,11 @@ def test_jax_backend_without_tensorflow():
         outputs, _ = numpy_mlp_forward(mlp_weights(model), x, training=False)
         errors.append(float(np.max(np.abs(keras.ops.convert_to_numpy(model(x, training=False)) - outputs))))
         print(json.dumps({"backend": keras.backend.backend(), "tf": loaded(["tensorflow"]), "errors": errors}))
-    """, blocked=["tensorflow"], env={"KERAS_BACKEND": "jax"}))
+    """,
+            blocked=["tensorflow"],
+            env={"KERAS_BACKEND": "jax"},
+        )
+    )
     result = json.loads(out.splitlines()[-1])
     assert result["backend"] == "jax" and result["tf"] == []
     assert max(result["errors"]) < 1e-5, result["errors"]

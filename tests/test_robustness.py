@@ -26,14 +26,21 @@ READABLE_PATH = re.compile(r"^[A-Za-z0-9_.\-]+(/[A-Za-z0-9_.\-]+)*$")
 
 def _bn_layers(model) -> list:
     """Every BatchNormalization instance inside ``model``, found by Keras' own traversal."""
-    return [layer for layer in model._flatten_layers(include_self=False)
-            if isinstance(layer, keras.layers.BatchNormalization)]
+    return [
+        layer
+        for layer in model._flatten_layers(include_self=False)
+        if isinstance(layer, keras.layers.BatchNormalization)
+    ]
 
 
 def _variables(layer) -> dict[str, np.ndarray]:
     """Copies of the BN variables the layer has (no gamma without scale, no beta without center)."""
-    named = {"moving_mean": layer.moving_mean, "moving_variance": layer.moving_variance,
-             "gamma": layer.gamma, "beta": layer.beta}
+    named = {
+        "moving_mean": layer.moving_mean,
+        "moving_variance": layer.moving_variance,
+        "gamma": layer.gamma,
+        "beta": layer.beta,
+    }
     return {name: np.array(v.numpy(), copy=True) for name, v in named.items() if v is not None}
 
 
@@ -88,6 +95,7 @@ def _images(n, shape, seed=0):
 
 # --- 1. real architectures -----------------------------------------------------------------
 
+
 def test_resnet50_every_bn_found_once_and_logged_bitwise(tmp_path):
     keras.utils.set_random_seed(0)
     model = keras.applications.ResNet50(weights=None, input_shape=(32, 32, 3), classes=3)
@@ -103,8 +111,15 @@ def test_resnet50_every_bn_found_once_and_logged_bitwise(tmp_path):
 
     recorder = RecordVariables()
     x = _images(4, (32, 32, 3))
-    _quiet_fit(model, x, np.arange(4) % 3, batch_size=2, epochs=1, verbose=0,
-               callbacks=[BatchNormInspector(tmp_path), recorder])
+    _quiet_fit(
+        model,
+        x,
+        np.arange(4) % 3,
+        batch_size=2,
+        epochs=1,
+        verbose=0,
+        callbacks=[BatchNormInspector(tmp_path), recorder],
+    )
     run = load_logdir(tmp_path)["."]
     assert list(run.layers) == paths
     assert [entry["path"] for entry in run.config["layers"]] == paths
@@ -126,8 +141,7 @@ class DenseBN(keras.layers.Layer):
 
 def test_mobilenetv2_nested_with_custom_layer_probe_exact(tmp_path):
     keras.utils.set_random_seed(0)
-    backbone = keras.applications.MobileNetV2(weights=None, input_shape=(32, 32, 3), include_top=False,
-                                              pooling="avg")
+    backbone = keras.applications.MobileNetV2(weights=None, input_shape=(32, 32, 3), include_top=False, pooling="avg")
     inputs = keras.Input((32, 32, 3))
     head = DenseBN(5, name="head")
     model = keras.Model(inputs, keras.layers.Dense(3, name="out")(head(backbone(inputs))), name="outer")
@@ -142,23 +156,34 @@ def test_mobilenetv2_nested_with_custom_layer_probe_exact(tmp_path):
     x = _images(10, (32, 32, 3))
     probe = x[2:]
     recorder = RecordVariables()
-    _quiet_fit(model, x[:2], _images(2, (3,), seed=1), batch_size=2, epochs=1, verbose=0,
-               callbacks=[BatchNormInspector(tmp_path, probe_data=probe), recorder])
+    _quiet_fit(
+        model,
+        x[:2],
+        _images(2, (3,), seed=1),
+        batch_size=2,
+        epochs=1,
+        verbose=0,
+        callbacks=[BatchNormInspector(tmp_path, probe_data=probe), recorder],
+    )
     run = load_logdir(tmp_path)["."]
     _assert_logged_bitwise(run, recorder)
 
     # bn_Conv1's input is the first convolution's output: the same in both modes.
     conv = np.asarray(keras.Model(backbone.input, backbone.get_layer("Conv1").output)(probe), np.float64)
-    np.testing.assert_allclose(run.layers[paths[0]][schema.PROBE_BATCH_MEAN].at(1), conv.mean(axis=(0, 1, 2)),
-                               rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(run.layers[paths[0]][schema.PROBE_BATCH_VARIANCE].at(1), conv.var(axis=(0, 1, 2)),
-                               rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        run.layers[paths[0]][schema.PROBE_BATCH_MEAN].at(1), conv.mean(axis=(0, 1, 2)), rtol=1e-4, atol=1e-5
+    )
+    np.testing.assert_allclose(
+        run.layers[paths[0]][schema.PROBE_BATCH_VARIANCE].at(1), conv.var(axis=(0, 1, 2)), rtol=1e-4, atol=1e-5
+    )
     # head/bn's input in training mode, from plain Keras calls (moving stats restored after).
     features = _restoring(model, lambda: np.asarray(head.dense(backbone(probe, training=True)), np.float64))
-    np.testing.assert_allclose(run.layers["head/bn"][schema.PROBE_BATCH_MEAN].at(1), features.mean(axis=0),
-                               rtol=1e-3, atol=1e-4)
-    np.testing.assert_allclose(run.layers["head/bn"][schema.PROBE_BATCH_VARIANCE].at(1), features.var(axis=0),
-                               rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(
+        run.layers["head/bn"][schema.PROBE_BATCH_MEAN].at(1), features.mean(axis=0), rtol=1e-3, atol=1e-4
+    )
+    np.testing.assert_allclose(
+        run.layers["head/bn"][schema.PROBE_BATCH_VARIANCE].at(1), features.var(axis=0), rtol=1e-3, atol=1e-4
+    )
 
 
 def test_channels_first_2d_input_and_no_center_no_scale(tmp_path):
@@ -174,8 +199,14 @@ def test_channels_first_2d_input_and_no_center_no_scale(tmp_path):
     x = _images(24, (5, 5, 3))
     probe = x[:12]
     recorder = RecordVariables()
-    model.fit(x, x[:, 0, 0, :1] * 2, batch_size=8, epochs=2, verbose=0,
-              callbacks=[BatchNormInspector(tmp_path, probe_data=probe), recorder])
+    model.fit(
+        x,
+        x[:, 0, 0, :1] * 2,
+        batch_size=8,
+        epochs=2,
+        verbose=0,
+        callbacks=[BatchNormInspector(tmp_path, probe_data=probe), recorder],
+    )
     run = load_logdir(tmp_path)["."]
     _assert_logged_bitwise(run, recorder)
     assert "gamma" not in run.layers["bn_cf"] and "beta" not in run.layers["bn_cf"]
@@ -192,13 +223,16 @@ def test_channels_first_2d_input_and_no_center_no_scale(tmp_path):
     hidden = normalized.reshape(len(probe), -1) @ np.asarray(dense.kernel, np.float64) + np.asarray(dense.bias)
     np.testing.assert_allclose(run.layers["bn_cf"][schema.PROBE_BATCH_MEAN].at(2), mean, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(run.layers["bn_cf"][schema.PROBE_BATCH_VARIANCE].at(2), var, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(run.layers["bn_2d"][schema.PROBE_BATCH_MEAN].at(2), hidden.mean(axis=0),
-                               rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(run.layers["bn_2d"][schema.PROBE_BATCH_VARIANCE].at(2), hidden.var(axis=0),
-                               rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        run.layers["bn_2d"][schema.PROBE_BATCH_MEAN].at(2), hidden.mean(axis=0), rtol=1e-4, atol=1e-5
+    )
+    np.testing.assert_allclose(
+        run.layers["bn_2d"][schema.PROBE_BATCH_VARIANCE].at(2), hidden.var(axis=0), rtol=1e-4, atol=1e-5
+    )
 
 
 # --- 2. mixed precision --------------------------------------------------------------------
+
 
 def test_mixed_float16_logs_float32_probe_matches_and_counts_skipped_steps(tmp_path):
     keras.config.set_dtype_policy("mixed_float16")
@@ -217,8 +251,14 @@ def test_mixed_float16_logs_float32_probe_matches_and_counts_skipped_steps(tmp_p
         recorder = RecordVariables()
         with warnings.catch_warnings():
             warnings.simplefilter("error", BatchNormInspectorWarning)
-            model.fit(x, y, batch_size=4, epochs=2, verbose=0,
-                      callbacks=[BatchNormInspector(tmp_path, probe_data=x[:8], log_every_n_batches=2), recorder])
+            model.fit(
+                x,
+                y,
+                batch_size=4,
+                epochs=2,
+                verbose=0,
+                callbacks=[BatchNormInspector(tmp_path, probe_data=x[:8], log_every_n_batches=2), recorder],
+            )
         assert int(model.optimizer.iterations.numpy()) < 8  # skipped steps did happen...
         run = load_logdir(tmp_path)["."]
         _assert_logged_bitwise(run, recorder)
@@ -263,10 +303,15 @@ def test_updates_count_the_steps_run_with_steps_per_execution_and_early_stop(tmp
 
 # --- 3. tf.distribute.MirroredStrategy -----------------------------------------------------
 
+
 def test_mirrored_strategy_chief_writes_once_and_replica_divergence_is_recorded(tmp_path):
     out = tmp_path / "expected.npz"
-    done = subprocess.run([sys.executable, str(SCRIPTS / "mirrored_fit.py"), str(tmp_path / "logs"), str(out)],
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, str(SCRIPTS / "mirrored_fit.py"), str(tmp_path / "logs"), str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     expected = np.load(out)
     assert expected["unchanged_by_inspector"]  # training under the strategy is bitwise the same
@@ -282,8 +327,10 @@ def test_mirrored_strategy_chief_writes_once_and_replica_divergence_is_recorded(
                 copies = expected[f"{name}/{layer}/{quantity}"]  # [replicas, channels]
                 # the logged value is the first replica's copy, the one reading and saving give
                 assert run.layers[layer][quantity].at(2).tobytes() == copies[0].tobytes()
-            for quantity, variable in ((schema.REPLICA_MOVING_MEAN_SPREAD, "moving_mean"),
-                                       (schema.REPLICA_MOVING_VARIANCE_SPREAD, "moving_variance")):
+            for quantity, variable in (
+                (schema.REPLICA_MOVING_MEAN_SPREAD, "moving_mean"),
+                (schema.REPLICA_MOVING_VARIANCE_SPREAD, "moving_variance"),
+            ):
                 copies = expected[f"{name}/{layer}/{variable}"].astype(np.float64)
                 np.testing.assert_allclose(run.layers[layer][quantity].at(2), np.ptp(copies, axis=0), rtol=1e-6)
 
@@ -292,8 +339,9 @@ def test_mirrored_strategy_chief_writes_once_and_replica_divergence_is_recorded(
     shard_mean, shard_var = expected["unsync/bn1/shard_mean"], expected["unsync/bn1/shard_variance"]
     mean_spread = np.ptp(shard_mean, axis=0)
     np.testing.assert_allclose(unsync["bn1"][schema.REPLICA_BATCH_MEAN_SPREAD].at(2), mean_spread, rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(unsync["bn1"][schema.REPLICA_BATCH_VARIANCE_SPREAD].at(2), np.ptp(shard_var, axis=0),
-                               rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        unsync["bn1"][schema.REPLICA_BATCH_VARIANCE_SPREAD].at(2), np.ptp(shard_var, axis=0), rtol=1e-4, atol=1e-5
+    )
     gap = np.mean(mean_spread / np.sqrt(expected["unsync/bn1/probe_variance"] + 1e-3))
     np.testing.assert_allclose(unsync["bn1"][schema.REPLICA_MEAN_SPREAD_GAP].at(2), gap, rtol=1e-4)
     assert gap > 0.1
@@ -303,13 +351,18 @@ def test_mirrored_strategy_chief_writes_once_and_replica_divergence_is_recorded(
         assert (unsync[layer][schema.REPLICA_MOVING_MEAN_SPREAD].at(2) > 0).any()
     # synchronized=True: moments are all-reduced, every replica sees the same statistics
     for layer in ("bn1", "bn2"):
-        for quantity in (schema.REPLICA_BATCH_MEAN_SPREAD, schema.REPLICA_BATCH_VARIANCE_SPREAD,
-                         schema.REPLICA_MOVING_MEAN_SPREAD, schema.REPLICA_MOVING_VARIANCE_SPREAD):
+        for quantity in (
+            schema.REPLICA_BATCH_MEAN_SPREAD,
+            schema.REPLICA_BATCH_VARIANCE_SPREAD,
+            schema.REPLICA_MOVING_MEAN_SPREAD,
+            schema.REPLICA_MOVING_VARIANCE_SPREAD,
+        ):
             np.testing.assert_allclose(sync[layer][quantity].values, 0.0, atol=1e-5)
     np.testing.assert_allclose(runs["sync"].scalars[schema.SCALAR_MAX_REPLICA_SPREAD].values, 0.0, atol=1e-5)
 
 
 # --- 4. frozen backbone --------------------------------------------------------------------
+
 
 def test_backbone_frozen_through_its_parent_runs_in_inference_mode(tmp_path):
     keras.utils.set_random_seed(0)
@@ -318,8 +371,9 @@ def test_backbone_frozen_through_its_parent_runs_in_inference_mode(tmp_path):
     model.compile("adam", "mse")
     initial = _variables(model.get_layer("backbone").get_layer("bn1"))
     x, y = make_data()
-    _quiet_fit(model, x, y, epochs=2, batch_size=32, verbose=0,
-               callbacks=[BatchNormInspector(tmp_path, probe_data=x[:16])])
+    _quiet_fit(
+        model, x, y, epochs=2, batch_size=32, verbose=0, callbacks=[BatchNormInspector(tmp_path, probe_data=x[:16])]
+    )
     run = load_logdir(tmp_path)["."]
     entries = {e["path"]: e for e in run.config["layers"]}
     assert entries["backbone/bn1"]["trainable"] is False
@@ -335,6 +389,7 @@ def test_backbone_frozen_through_its_parent_runs_in_inference_mode(tmp_path):
 
 
 # --- 5. resume -----------------------------------------------------------------------------
+
 
 def test_resumed_run_has_one_value_per_epoch(tmp_path):
     from tensorboard.backend.event_processing import event_accumulator
@@ -366,11 +421,13 @@ def test_resumed_run_has_one_value_per_epoch(tmp_path):
 
 # --- 6. faults -----------------------------------------------------------------------------
 
+
 def test_sigkill_in_epoch_3_leaves_epochs_readable(tmp_path):
     from tensorboard.backend.event_processing import event_accumulator
 
-    done = subprocess.run([sys.executable, str(SCRIPTS / "killed_fit.py"), str(tmp_path)],
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, str(SCRIPTS / "killed_fit.py"), str(tmp_path)], capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == -signal.SIGKILL, done.stderr[-3000:]
     (event_file,) = [p for p in tmp_path.iterdir() if "tfevents" in p.name]
     run = load_logdir(tmp_path)["."]
@@ -405,8 +462,9 @@ def test_nonfinite_moving_statistics_are_flagged_and_training_goes_on(tmp_path):
     x, y = make_data()
     recorder = RecordVariables()
     with pytest.warns(BatchNormInspectorWarning) as caught:
-        history = model.fit(x, y, epochs=3, verbose=0,
-                            callbacks=[BatchNormInspector(tmp_path, probe_data=x[:16]), Corrupt(), recorder])
+        history = model.fit(
+            x, y, epochs=3, verbose=0, callbacks=[BatchNormInspector(tmp_path, probe_data=x[:16]), Corrupt(), recorder]
+        )
     messages = [str(w.message) for w in caught if issubclass(w.category, BatchNormInspectorWarning)]
     assert any("'bn1'" in m and "NaN/inf" in m for m in messages), messages
     assert np.isfinite(history.history["loss"]).all()  # training mode never reads moving stats
@@ -449,6 +507,7 @@ def test_probe_failure_at_one_epoch_is_reported_and_skipped(tmp_path, monkeypatc
 
 
 # --- 7. bad input --------------------------------------------------------------------------
+
 
 def _junk_batches():
     yield "not a batch"

@@ -49,18 +49,26 @@ class KillInEpoch3(keras.callbacks.Callback):
 
 def main(log_dir: str) -> None:
     keras.utils.set_random_seed(0)
-    model = keras.Sequential([
-        keras.Input((6,)),
-        keras.layers.Dense(8),
-        keras.layers.BatchNormalization(name="bn"),
-        keras.layers.Dense(1),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input((6,)),
+            keras.layers.Dense(8),
+            keras.layers.BatchNormalization(name="bn"),
+            keras.layers.Dense(1),
+        ]
+    )
     model.compile("sgd", "mse")
     rng = np.random.default_rng(0)
     x = rng.normal(size=(64, 6)).astype("float32")
     warnings.simplefilter("ignore")
-    model.fit(x, x[:, :1], batch_size=16, epochs=5, verbose=0,
-              callbacks=[BatchNormInspector(log_dir, probe_data=x[:16]), KillInEpoch3(Path(log_dir))])
+    model.fit(
+        x,
+        x[:, :1],
+        batch_size=16,
+        epochs=5,
+        verbose=0,
+        callbacks=[BatchNormInspector(log_dir, probe_data=x[:16]), KillInEpoch3(Path(log_dir))],
+    )
     sys.exit("not killed")
 
 
