@@ -8,7 +8,7 @@ PORT ?= 6006
 # Tests that exercise the Keras backend, run a second time on JAX (see the README's Compatibility section).
 JAX_TESTS := tests/test_probe.py tests/test_callback.py tests/test_population.py tests/test_recalibrate.py
 
-.PHONY: setup setup-jax demo examples tensorboard test test-jax screenshots bench clean
+.PHONY: setup setup-jax demo examples tensorboard lint format test test-jax screenshots bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,7 +29,15 @@ demo: examples tensorboard
 setup-jax: setup
 	$(BIN)/pip install --quiet -e ".[jax]"
 
-test: setup-jax
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: setup
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+test: setup-jax lint
 	bash .ci/ensure-chromium
 	$(BIN)/python -m pytest -q
 	KERAS_BACKEND=jax $(BIN)/python -m pytest -q $(JAX_TESTS)

@@ -20,10 +20,10 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
+import keras
+import numpy as np
 
-from bench.common import Figure, Section, at_most, directory_bytes  # noqa: E402
+from bench.common import Figure, Section, at_most, directory_bytes
 
 GOAL_RATIO = 1.2
 FULL = {"epochs": 4, "widths": (64, 256, 512), "layers": 20, "cnn": {"blocks": 20, "input_size": 32}}

@@ -33,10 +33,10 @@ from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
+import keras
+import numpy as np
 
-from bench.common import Figure, Section, at_most, directory_bytes, median  # noqa: E402
+from bench.common import Figure, Section, at_most, directory_bytes, median
 
 GOAL_RATIO = 1.03
 PROBE_SAMPLES = 64

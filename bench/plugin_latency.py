@@ -124,7 +124,7 @@ def measure_loader(logdir, spec: Spec, load_fast: bool, requests: int, load_time
         timings = []
         for name, (scope, _) in route_paths(spec, 0, MAX_COMPARED_RUNS).items():
             ms, body, raw = time_route(
-                server, lambda i: route_paths(spec, i, MAX_COMPARED_RUNS)[name][1], counts[scope]
+                server, lambda i, name=name: route_paths(spec, i, MAX_COMPARED_RUNS)[name][1], counts[scope]
             )
             timings.append(RouteTiming(name, scope, median(ms), float(np.percentile(ms, 95)), body, raw))
         return {
@@ -217,7 +217,8 @@ def limits(per_loader: dict[str, dict], figures: list[Figure]) -> list[str]:
     python = {t.route: t for t in per_loader["python"]["routes"]}
     rust = {t.route: t for t in per_loader["rust"]["routes"]}
     slowest = max((t for t in rust.values() if t.scope == "layer"), key=lambda t: t.p50)
-    return paragraphs + [
+    return [
+        *paragraphs,
         f"Rust data server: {slowest.route} takes {slowest.p50:.0f} ms at p50 there against "
         f"{python[slowest.route].p50:.0f} ms with the Python loader on the same data. Each route reads its data in one "
         "data-provider call (the run's index is cached between requests), but a call to the Rust data server often "

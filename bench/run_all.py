@@ -20,8 +20,8 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from bench import report  # noqa: E402
-from bench.common import OUT_DIR, Section, cpu_seconds, load_average, machine, versions  # noqa: E402
+from bench import report
+from bench.common import OUT_DIR, Section, cpu_seconds, load_average, machine, versions
 
 BENCHMARKS = {
     "overhead": "bench.overhead",

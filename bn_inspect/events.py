@@ -109,7 +109,7 @@ class EventFileWriter:
             f"{os.getpid()}.{id(self) % 100000}{filename_suffix}"
         )
         self.path = directory / name
-        self._handle = open(self.path, "ab")
+        self._handle = open(self.path, "ab")  # noqa: SIM115 (kept open until close())
         self.write(event_pb2.Event(wall_time=time.time(), file_version=FILE_VERSION))
         self.flush()
 

@@ -114,7 +114,9 @@ class ReferenceData:
         end = min(self._array_samples, self.num_samples or self._array_samples)
         for start in range(0, end, self.batch_size):
             stop = min(start + self.batch_size, end)
-            yield _structure_to_arrays(keras.tree.map_structure(lambda a: a[start:stop], self._arrays), self.what)
+            yield _structure_to_arrays(
+                keras.tree.map_structure(lambda a, start=start, stop=stop: a[start:stop], self._arrays), self.what
+            )
 
     def _iter_batches(self) -> Iterator[Any]:
         taken = 0

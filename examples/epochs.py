@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
 from common import (
     LOG_ROOT,
     PROBE_SAMPLES,
@@ -24,8 +25,6 @@ from common import (
     predict_one,
     show,
 )
-
-import numpy as np
 
 from bn_inspect import BatchNormInspector, load_logdir, schema, stats
 

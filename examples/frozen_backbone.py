@@ -26,11 +26,11 @@ from __future__ import annotations
 
 import os
 
-# common first: it quiets TensorFlow's start-up logging before Keras imports TensorFlow
-from common import LOG_ROOT, PROBE_SAMPLES, SEED, bn_values, fresh_log_dir, population_stats, show
-
 import keras
 import numpy as np
+
+# common first: it quiets TensorFlow's start-up logging before Keras imports TensorFlow
+from common import LOG_ROOT, PROBE_SAMPLES, SEED, bn_values, fresh_log_dir, population_stats, show
 
 from bn_inspect import BatchNormInspector, load_logdir, schema, stats
 

@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import os
 
-# common first: it quiets TensorFlow's start-up logging before Keras imports TensorFlow
-from common import LOG_ROOT, PROBE_SAMPLES, article_data, article_model, bn_values, fresh_log_dir, predict_one, show
-
 import keras
 import numpy as np
+
+# common first: it quiets TensorFlow's start-up logging before Keras imports TensorFlow
+from common import LOG_ROOT, PROBE_SAMPLES, article_data, article_model, bn_values, fresh_log_dir, predict_one, show
 
 from bn_inspect import BatchNormInspector, stats
 

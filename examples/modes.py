@@ -17,10 +17,10 @@ from __future__ import annotations
 import os
 import warnings
 
+import numpy as np
+
 # common first: it quiets TensorFlow's start-up logging before Keras imports TensorFlow
 from common import LOG_ROOT, PROBE_SAMPLES, article_data, article_model, bn_values, fresh_log_dir, predict_one, show
-
-import numpy as np
 
 from bn_inspect import BatchNormInspector, BatchNormInspectorWarning, load_logdir, schema, stats
 

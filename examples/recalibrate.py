@@ -29,11 +29,11 @@ from __future__ import annotations
 
 import os
 
-# common first: it quiets TensorFlow's start-up logging before Keras imports TensorFlow
-from common import LOG_ROOT, PROBE_SAMPLES, article_data, article_model, fresh_log_dir, show
-
 import keras
 import numpy as np
+
+# common first: it quiets TensorFlow's start-up logging before Keras imports TensorFlow
+from common import LOG_ROOT, PROBE_SAMPLES, article_data, article_model, fresh_log_dir, show
 
 from bn_inspect import BatchNormInspector, recalibrate
 

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import time
 
-# common first: it quiets TensorFlow's start-up logging before Keras imports TensorFlow
-from common import LOG_ROOT
-
 import epochs
 import frozen_backbone
 import initializers
 import modes
 import recalibrate
+
+# common first: it quiets TensorFlow's start-up logging before Keras imports TensorFlow
+from common import LOG_ROOT
 
 EXAMPLES = (epochs, initializers, modes, frozen_backbone, recalibrate)
 

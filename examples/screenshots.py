@@ -20,10 +20,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from local_tensorboard import launch_chromium, serve
 from PIL import Image  # a dependency of tensorboard
 from playwright.sync_api import FrameLocator, Page, sync_playwright
-
-from local_tensorboard import launch_chromium, serve
 
 EXAMPLES = Path(__file__).resolve().parent
 LOG_ROOT = EXAMPLES.parent / "logs"

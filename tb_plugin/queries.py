@@ -192,7 +192,7 @@ def layer_series(
     return meta, arrays
 
 
-COMPARED_CURVES = schema.VARIABLE_QUANTITIES + (schema.RESIDUAL_INIT_WEIGHT,)
+COMPARED_CURVES = (*schema.VARIABLE_QUANTITIES, schema.RESIDUAL_INIT_WEIGHT)
 
 
 def _compare_one(

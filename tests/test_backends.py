@@ -11,10 +11,10 @@ import json
 
 import numpy as np
 import pytest
-
 from bn_models import numpy_mlp_forward
 from import_blocker import check, run_python
 from population_helpers import numpy_population
+
 from bn_inspect import load_logdir, schema
 
 EPOCHS, BATCH_SIZE, SAMPLES, PROBE = 2, 16, 96, 32

@@ -61,7 +61,7 @@ def test_the_issue_goals_are_all_measured(quick_results):
 
 
 def test_results_markdown_names_machine_versions_and_load(quick_results):
-    names, markdown, data = quick_results
+    _names, markdown, data = quick_results
     assert markdown.startswith("# bn-inspect benchmarks\n")
     for text in ("- Machine:", "- Versions: python", "keras", "tensorboard", "numpy", "- Load average", "## Summary"):
         assert text in markdown, text

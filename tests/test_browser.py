@@ -24,7 +24,7 @@ from plugin_logdirs import FROZEN_LAYER, FROZEN_RUN, NONFINITE_LAYER, REPLICA_RU
 from bn_inspect import doctor, load_logdir, schema
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
-from local_tensorboard import launch_chromium, serve, show_view, tab_frame  # noqa: E402
+from local_tensorboard import launch_chromium, serve, show_view, tab_frame
 
 HOSTILE_RUN = "<img src=x onerror=alert(1)>"
 # Screenshots of each view go to a temporary folder; `make screenshots` points
@@ -59,10 +59,10 @@ def browser_logdir(plugin_logdir, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def tensorboard_url(browser_logdir, tmp_path_factory):
-    with (tmp_path_factory.mktemp("tensorboard") / "tensorboard.log").open("w") as log:
-        with serve(browser_logdir, "--reload_interval", "1", log=log) as (url, process):
-            wait_for_tab(url, process)
-            yield url
+    log_path = tmp_path_factory.mktemp("tensorboard") / "tensorboard.log"
+    with log_path.open("w") as log, serve(browser_logdir, "--reload_interval", "1", log=log) as (url, process):
+        wait_for_tab(url, process)
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -2,13 +2,12 @@
 
 import math
 import warnings
-from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
-
 from bn_models import dropout_mlp, make_data, nested_mlp, sequential_mlp, snapshot
+
 from bn_inspect import BatchNormInspector, BatchNormInspectorWarning, load_logdir, schema
 from bn_inspect.layers import find_batchnorm_layers
 

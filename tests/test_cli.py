@@ -13,11 +13,11 @@ import keras
 import numpy as np
 import pandas as pd
 import pytest
+from tensorboard.compat.proto import event_pb2, summary_pb2
 
 from bn_inspect import BatchNormInspector, load_logdir, report
 from bn_inspect.cli import main
 from bn_inspect.events import EventFileWriter
-from tensorboard.compat.proto import event_pb2, summary_pb2
 
 SAMPLES, BATCH = 32, 8
 STEPS = SAMPLES // BATCH

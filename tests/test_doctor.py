@@ -20,7 +20,7 @@ import pytest
 
 from bn_inspect import BatchNormInspector, BatchNormInspectorWarning, doctor, load_logdir, schema
 from bn_inspect.cli import main
-from bn_inspect.reader import RunData, Series
+from bn_inspect.reader import RunData
 from bn_inspect.writer import SummaryWriter
 
 SAMPLES, FEATURES, BATCH = 200, 4, 32

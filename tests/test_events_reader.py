@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -44,9 +45,9 @@ def test_records_read_by_tensorboards_own_loader(tmp_path):
 
 def test_truncated_last_record_is_dropped_cleanly(tmp_path):
     path, expected = _write_run(tmp_path, [0, 1, 2])
-    data = open(path, "rb").read()
+    data = Path(path).read_bytes()
     for cut in (1, 5, 13):
-        open(path, "wb").write(data[:-cut])
+        Path(path).write_bytes(data[:-cut])
         series = load_logdir(tmp_path)["."].layers["net/bn"][schema.MOVING_MEAN]
         assert series.steps.tolist() == [0, 1]
         np.testing.assert_array_equal(series.at(1), expected[1])
@@ -54,9 +55,9 @@ def test_truncated_last_record_is_dropped_cleanly(tmp_path):
 
 def test_corrupt_payload_stops_reading(tmp_path):
     path, _ = _write_run(tmp_path, [0, 1, 2])
-    data = bytearray(open(path, "rb").read())
+    data = bytearray(Path(path).read_bytes())
     data[-10] ^= 0xFF  # inside the last payload
-    open(path, "wb").write(bytes(data))
+    Path(path).write_bytes(bytes(data))
     assert load_logdir(tmp_path)["."].layers["net/bn"][schema.MOVING_MEAN].steps.tolist() == [0, 1]
 
 

@@ -13,11 +13,11 @@ from bn_inspect import load_logdir, schema
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
 
-import common  # noqa: E402
-import epochs  # noqa: E402
-import frozen_backbone  # noqa: E402
-import initializers  # noqa: E402
-import modes  # noqa: E402
+import common
+import epochs
+import frozen_backbone
+import initializers
+import modes
 
 STEPS_PER_EPOCH = 32  # 1000 samples, batch 32 (the last batch holds 8)
 

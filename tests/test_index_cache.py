@@ -34,7 +34,7 @@ def test_index_of_named_runs_is_listed_once_and_refreshed_by_listing_all(plugin_
     again = ProviderReader(provider, RequestContext(), "", cache).index(["default"])
     assert provider.lists == 1 and again["default"] is first["default"]
     key = SeriesKey(schema.KIND_LAYER, schema.MOVING_MEAN, "bn_1")
-    assert key in again["default"].keys()
+    assert key in again["default"].keys()  # noqa: SIM118 (RunIndex is not a mapping)
     everything = reader.index()
     assert provider.lists == 2 and everything["default"] is not first["default"]
     assert ProviderReader(provider, RequestContext(), "", cache).index(["default"])["default"] is everything["default"]

@@ -9,7 +9,6 @@ import json
 
 import numpy as np
 import pytest
-
 from import_blocker import HEAVY, check, run_python
 
 BLOCKING = pytest.mark.parametrize("blocked", [HEAVY, ()], ids=["frameworks-blocked", "nothing-blocked"])

@@ -14,11 +14,10 @@ import numpy as np
 import pytest
 from plugin_client import LOADERS, ROUTE, configure, get_json, get_payload, tensorboard_client, wait_until
 from plugin_logdirs import LONG_RUN_EPOCHS, LONG_RUN_LAYER, REPEATED_STEP, RUNS, long_run_values, write_long_run
-
 from tensorboard.context import RequestContext
 
-from bn_inspect import load_logdir, schema
 import tb_plugin
+from bn_inspect import load_logdir, schema
 from tb_plugin.loader import BNInspectLoader
 
 ALL_STEPS = list(range(LONG_RUN_EPOCHS + 1))

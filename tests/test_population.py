@@ -11,13 +11,13 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from bn_models import MODEL_BUILDERS, make_data, mlp_weights, snapshot
 from population_helpers import assert_population_close, numpy_population, randomise_bn
+
 from bn_inspect import BatchNormInspector, BatchNormInspectorWarning, load_logdir, population_statistics, schema
+from bn_inspect import callback as callback_module
 from bn_inspect.population import PopulationStatistics
 from bn_inspect.probe_data import ProbeDataError
-from bn_inspect import callback as callback_module
 from bn_inspect.stats import interval_for_share, layer_gaps, merge_moments
 
 
@@ -221,7 +221,7 @@ def _fit(tmp_path, seed=7, epochs=2, told=None, **inspector):
 
 
 def test_callback_logs_population_statistics_and_staleness(tmp_path):
-    model, x = _fit(tmp_path, epochs=2, reference_data=x_ref(), reference_batch_size=32)
+    model, _x = _fit(tmp_path, epochs=2, reference_data=x_ref(), reference_batch_size=32)
     run = load_logdir(tmp_path)["."]
     expected = population_statistics(model, x_ref())
     gaps = []

@@ -3,8 +3,8 @@
 import keras
 import numpy as np
 import pytest
-
 from bn_models import MODEL_BUILDERS, dropout_mlp, make_data, mlp_weights, numpy_mlp_forward, snapshot
+
 from bn_inspect import stats
 from bn_inspect.layers import find_batchnorm_layers
 from bn_inspect.probe import Probe

@@ -8,11 +8,11 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from bn_models import MODEL_BUILDERS, make_data, mlp_weights, numpy_mlp_forward, snapshot
 from import_blocker import check, run_python
-from bn_inspect import population_statistics, recalibrate
 from population_helpers import assert_population_close, numpy_population, randomise_bn
+
+from bn_inspect import population_statistics, recalibrate
 
 
 def _trained(builder: str, seed: int = 0) -> tuple[keras.Model, np.ndarray]:

@@ -13,8 +13,8 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-
 from bn_models import make_data, mlp_weights, nested_mlp, sequential_mlp, snapshot
+
 from bn_inspect import BatchNormInspector, BatchNormInspectorWarning, load_logdir, schema
 from bn_inspect.layers import find_batchnorm_layers
 from bn_inspect.probe import Probe

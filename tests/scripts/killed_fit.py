@@ -15,12 +15,12 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-from tensorboard.compat.proto import event_pb2, summary_pb2  # noqa: E402
+import keras
+import numpy as np
+from tensorboard.compat.proto import event_pb2, summary_pb2
 
-from bn_inspect import BatchNormInspector  # noqa: E402
-from bn_inspect.events import frame_record, is_event_file  # noqa: E402
+from bn_inspect import BatchNormInspector
+from bn_inspect.events import frame_record, is_event_file
 
 
 class KillInEpoch3(keras.callbacks.Callback):
