@@ -202,7 +202,7 @@ function openFinding(app, finding) {
   draw(app);
 }
 
-async function load(app) {
+async function load(app, onlyRuns = null) {
   clearCache();
   try {
     state.overview = await api.runs();
@@ -212,6 +212,10 @@ async function load(app) {
   }
   // Runs seen for the first time are selected, as TensorBoard does, up to MAX_DEFAULT_RUNS.
   const names = state.overview.runs.map((run) => run.run);
+  if (onlyRuns) {
+    state.selected = new Set(onlyRuns);
+    state.known = new Set(names);
+  }
   state.selected = new Set([...state.selected].filter((name) => names.includes(name)));
   for (const name of names.filter((n) => !state.known.has(n))) {
     if (state.selected.size < MAX_DEFAULT_RUNS) state.selected.add(name);
@@ -220,11 +224,19 @@ async function load(app) {
   draw(app);
 }
 
-/** Called by TensorBoard once the tab's iframe has loaded this module. */
-export async function render() {
-  addStylesheet("./vendor/uplot/uPlot.min.css");
-  addStylesheet("./style.css");
+// The tab's stylesheets, relative to this module (the notebook widget adopts the same files).
+export const STYLESHEETS = ["./vendor/uplot/uPlot.min.css", "./style.css"];
+
+/**
+ * Called by TensorBoard once the tab's iframe has loaded this module (no arguments), or by the
+ * notebook widget (bn_inspect.notebook) with the element to draw in, which has its stylesheets
+ * already, and `options`: `view` (the view to open first) and `runs` (the runs to select; the
+ * others start unselected).
+ */
+export async function render(host = null, options = {}) {
+  if (!host) STYLESHEETS.forEach(addStylesheet);
+  if (VIEWS.some((view) => view.id === options.view)) state.view = options.view;
   const app = el("div", {class: "bn-app"});
-  document.body.append(app);
-  await load(app);
+  (host ?? document.body).append(app);
+  await load(app, options.runs);
 }

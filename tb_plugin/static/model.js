@@ -1,24 +1,22 @@
-// Fetching and decoding the plugin's data routes (see tb_plugin/payload.py for the format).
+// Asking the plugin's data routes (through a transport, see transport.js) and decoding their
+// answers (see tb_plugin/payload.py for the format).
 
-const BASE = new URL("./", import.meta.url);
+import {httpTransport} from "./transport.js";
+
+let transport = null;
 const cache = new Map();
 
-function routeUrl(route, params) {
-  const url = new URL(route, BASE);
-  for (const [key, value] of params) url.searchParams.append(key, String(value));
-  return url.toString();
+/** Answer every data request through `replacement` (see transport.js) instead of TensorBoard's
+ * HTTP routes; the notebook widget passes its messages. */
+export function useTransport(replacement) {
+  transport = replacement;
+  cache.clear();
 }
 
-async function fetchOk(url) {
-  const response = await fetch(url);
-  if (!response.ok) {
-    let detail = response.statusText;
-    try {
-      detail = (await response.json()).error || detail;
-    } catch (_) { /* not JSON */ }
-    throw new Error(`${response.status}: ${detail}`);
-  }
-  return response;
+function current() {
+  // Resolved on first use: under the notebook widget, import.meta.url is an object URL.
+  transport ??= httpTransport(new URL("./", import.meta.url));
+  return transport;
 }
 
 /**
@@ -37,19 +35,19 @@ function decodePayload(buffer) {
   return {meta: header.meta, arrays};
 }
 
-function cached(url, load) {
-  if (!cache.has(url)) {
-    const promise = load(url);
-    promise.catch(() => cache.delete(url));
-    cache.set(url, promise);
+function cached(route, params, load) {
+  const key = JSON.stringify([route, params]);
+  if (!cache.has(key)) {
+    const promise = load(route, params);
+    promise.catch(() => cache.delete(key));
+    cache.set(key, promise);
   }
-  return cache.get(url);
+  return cache.get(key);
 }
 
-const getJson = (route, params = []) =>
-  cached(routeUrl(route, params), async (url) => (await fetchOk(url)).json());
+const getJson = (route, params = []) => cached(route, params, (r, p) => current().json(r, p));
 const getPayload = (route, params = []) =>
-  cached(routeUrl(route, params), async (url) => decodePayload(await (await fetchOk(url)).arrayBuffer()));
+  cached(route, params, async (r, p) => decodePayload(await current().binary(r, p)));
 
 /** Forget every fetched answer (the Reload button). */
 export function clearCache() {
