@@ -6,20 +6,26 @@ the rest of the reading side never import Keras or TensorFlow.
 Example:
     >>> from bn_inspect import load_logdir
     >>> runs = load_logdir("logs")  # doctest: +SKIP
+    >>> [slot.name for slot in align(runs).slots]  # BN layers matched across runs  # doctest: +SKIP
+    ['sequential/batch_normalization']
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from bn_inspect.alignment import Alignment, Slot, align
 from bn_inspect.reader import RunData, Series, load_logdir, to_dataframe
 
 __version__ = "0.1.0"
 __all__ = [
+    "Alignment",
     "BatchNormInspector",
     "BatchNormInspectorWarning",
     "RunData",
     "Series",
+    "Slot",
+    "align",
     "load_logdir",
     "population_statistics",
     "recalibrate",

@@ -1,7 +1,7 @@
 """``bn-inspect``: read bn-inspect logs from the command line, without TensorFlow.
 
     bn-inspect summary LOGDIR [--layers]
-    bn-inspect compare LOGDIR RUN_A RUN_B [--epoch N]
+    bn-inspect compare LOGDIR RUN_A RUN_B [RUN ...] [--epoch N] [--match auto|path|position]
     bn-inspect export LOGDIR [--format csv|parquet] [--output PATH]
     bn-inspect doctor LOGDIR [--run RUN] [--format text|json]
 
@@ -29,7 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bn_inspect import doctor, report, schema
+from bn_inspect import alignment as alignment_module
+from bn_inspect import comparison, doctor, report, schema
 from bn_inspect.reader import RunData, load_logdir, run_directories, to_dataframe
 from bn_inspect.table import format_table
 
@@ -175,53 +176,75 @@ def summary(args: argparse.Namespace) -> int:
 
 
 # --- compare -------------------------------------------------------------------------------
-@command(
-    "compare",
-    "configuration diff and per-layer distance of the moving statistics of two runs",
-    LOGDIR_ARG,
-    Arg("run_a", help="first run name, as `summary` lists it"),
-    Arg("run_b", help="second run name"),
-    Arg("--epoch", type=int, help="epoch step to compare (0 = initial state); default: last common one"),
-)
-def compare(args: argparse.Namespace) -> int:
-    runs = load_runs(args.logdir)
-    run_a, run_b = pick_run(runs, args.run_a), pick_run(runs, args.run_b)
-    common = report.common_epochs(run_a, run_b)
-    if not common:
-        raise CLIError(f"runs {run_a.name!r} and {run_b.name!r} share no logged epoch; nothing to compare.")
-    epoch = common[-1] if args.epoch is None else args.epoch
-    if epoch not in common:
-        raise CLIError(f"epoch {epoch} is not logged by both runs; pass --epoch with one of {common}.")
+DISTANCE_FIELDS = ("mean_rms", "variance_rms", "mean_gap", "variance_log_ratio")
 
-    print(f"configuration: {run_a.name} vs {run_b.name}")
-    diff = report.config_diff(run_a.config, run_b.config)
-    if diff:
-        print(format_table(["scope", "field", run_a.name, run_b.name], diff))
-    else:
-        print("(identical)")
 
-    print(f"\nmoving statistics at epoch {epoch} (last common: {common[-1]})")
+def _print_alignment(alignment: alignment_module.Alignment) -> None:
+    matched = len(alignment.matched)
+    print(
+        f"layer alignment (--match {alignment.match}): {matched} slot(s) matched, {len(alignment.unmatched)} unmatched"
+    )
+    rows = comparison.alignment_rows(alignment)
+    print(format_table(["slot", *alignment.runs, "matched by"], rows) if rows else "(no BatchNormalization layer)")
+    for slot in alignment.unmatched:
+        (run,) = slot.runs
+        print(f"  unmatched: '{slot.path(run)}' of {run}: {slot.why}")
+
+
+def _print_distances(runs: list[RunData], alignment: alignment_module.Alignment, epoch: int, last: int) -> None:
+    print(f"\nmoving statistics at epoch {epoch} (last common: {last}), each run vs the slot's first run")
     rows = []
-    for path, distance in report.moving_stats_distances(run_a, run_b, epoch).items():
-        if isinstance(distance, str):
-            rows.append([path, None, None, None, None, distance])
-        else:
-            rows.append(
-                [
-                    path,
-                    distance["mean_rms"],
-                    distance["variance_rms"],
-                    distance["mean_gap"],
-                    distance["variance_log_ratio"],
-                    "",
-                ]
-            )
-    headers = ["layer", "mean rms diff", "variance rms diff", "mean gap (sd)", "variance log ratio", "note"]
-    print(format_table(headers, rows) if rows else "(no layer path in common)")
+    for slot, distances in comparison.moving_stats_distances(runs, alignment, epoch).items():
+        for run, distance in distances.items():
+            if isinstance(distance, str):
+                rows.append([slot, run, None, None, None, None, distance])
+            else:
+                rows.append([slot, run, *(distance[key] for key in DISTANCE_FIELDS), ""])
+    headers = ["slot", "run", "mean rms diff", "variance rms diff", "mean gap (sd)", "variance log ratio", "note"]
+    if rows:
+        print(format_table(headers, rows))
+    else:
+        hint = " (try --match auto)" if alignment.match == "path" else ""
+        print(f"(no slot holds layers of two runs{hint})")
     print(
         "\nmean gap = mean |mean_b - mean_a| / sqrt(pooled variance + eps); "
         "variance log ratio = mean |log(var_b / var_a)| (0 = same scale)."
     )
+
+
+@command(
+    "compare",
+    "align the BN layers of runs, then their configuration diff and distance of the moving statistics per layer",
+    LOGDIR_ARG,
+    Arg("runs", nargs="+", metavar="RUN", help="two or more run names, as `summary` lists them"),
+    Arg("--epoch", type=int, help="epoch step to compare (0 = initial state); default: last common one"),
+    Arg(
+        "--match",
+        choices=list(alignment_module.MATCH_MODES),
+        default="auto",
+        help="how layers are matched across runs: auto (path, then name without Keras' numbering, then "
+        "position among layers of equal channel count; default), path (identical paths only), position",
+    ),
+)
+def compare(args: argparse.Namespace) -> int:
+    if len(args.runs) < 2:
+        raise CLIError(f"compare needs two or more runs; got {len(args.runs)}: pass RUN_A RUN_B [RUN ...].")
+    loaded = load_runs(args.logdir)
+    runs = [pick_run(loaded, name) for name in dict.fromkeys(args.runs)]
+    names = [run.name for run in runs]
+    common = comparison.common_epochs(runs)
+    if not common:
+        raise CLIError(f"runs {', '.join(names)} share no logged epoch; nothing to compare.")
+    epoch = common[-1] if args.epoch is None else args.epoch
+    if epoch not in common:
+        raise CLIError(f"epoch {epoch} is not logged by every run; pass --epoch with one of {common}.")
+    alignment = alignment_module.align(runs, args.match)
+
+    _print_alignment(alignment)
+    print(f"\nconfiguration: {' vs '.join(names)}")
+    diff = comparison.config_diff(runs, alignment)
+    print(format_table(["scope", "field", *names], diff) if diff else "(identical)")
+    _print_distances(runs, alignment, epoch, common[-1])
     return 0
 
 

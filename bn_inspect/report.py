@@ -5,8 +5,8 @@ Example:
     >>> runs = load_logdir("logs")                                   # doctest: +SKIP
     >>> summarize_run(runs["epochs/5"]).residual_max                 # doctest: +SKIP
     0.2003
-    >>> moving_stats_distances(runs["epochs/5"], runs["epochs/50"], 5)  # doctest: +SKIP
-    {'bn': {'mean_rms': 0.0, 'variance_rms': 0.0, 'mean_gap': 0.0, 'variance_log_ratio': 0.0}}
+
+Figures comparing runs are in :mod:`bn_inspect.comparison`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from bn_inspect import schema, stats
+from bn_inspect import schema
 from bn_inspect.reader import RunData, Series
 
 
@@ -119,55 +119,3 @@ def describe(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:g}"
     return str(value)
-
-
-def config_diff(config_a: dict | None, config_b: dict | None) -> list[tuple[str, str, str, str]]:
-    """Fields that differ between two run configurations.
-
-    Rows ``(scope, field, value in a, value in b)``: scope ``"run"`` for run-level fields,
-    else the layer path (layers matched by path; a layer in one run only has field
-    ``"present"``). Values are text (:func:`describe`); a missing field is ``"-"``.
-    """
-    a, b = config_a or {}, config_b or {}
-    rows = []
-    skip = {"layers", "schema_version"}
-    for key in sorted((set(a) | set(b)) - skip):
-        if a.get(key) != b.get(key):
-            rows.append(("run", key, describe(a.get(key, "-")), describe(b.get(key, "-"))))
-    layers_a = {entry["path"]: entry for entry in a.get("layers", [])}
-    layers_b = {entry["path"]: entry for entry in b.get("layers", [])}
-    for path in list(layers_a) + [p for p in layers_b if p not in layers_a]:
-        if path not in layers_a or path not in layers_b:
-            rows.append((path, "present", "yes" if path in layers_a else "no", "yes" if path in layers_b else "no"))
-            continue
-        entry_a, entry_b = layers_a[path], layers_b[path]
-        for key in [k for k in entry_a if k != "path"] + [k for k in entry_b if k not in entry_a]:
-            if entry_a.get(key) != entry_b.get(key):
-                rows.append((path, key, describe(entry_a.get(key, "-")), describe(entry_b.get(key, "-"))))
-    return rows
-
-
-def common_epochs(run_a: RunData, run_b: RunData) -> list[int]:
-    """Epoch steps logged by both runs, ascending."""
-    return [int(s) for s in np.intersect1d(run_a.epochs, run_b.epochs)]
-
-
-def moving_stats_distances(run_a: RunData, run_b: RunData, epoch: int) -> dict[str, dict[str, float] | str]:
-    """Per layer present in both runs: :func:`bn_inspect.stats.moving_stats_distance` of the
-    moving statistics at ``epoch`` (epsilon: the mean of both layers'), or a reason text
-    when the layer cannot be compared (not logged at that epoch, channel counts differ)."""
-    configs_a, configs_b = layer_configs(run_a), layer_configs(run_b)
-    out: dict[str, dict[str, float] | str] = {}
-    for path in [p for p in run_a.layers if p in run_b.layers]:
-        try:
-            mean_a, var_a = (run_a.layers[path][q].at(epoch) for q in (schema.MOVING_MEAN, schema.MOVING_VARIANCE))
-            mean_b, var_b = (run_b.layers[path][q].at(epoch) for q in (schema.MOVING_MEAN, schema.MOVING_VARIANCE))
-        except KeyError:
-            out[path] = f"not logged at epoch {epoch}"
-            continue
-        if np.size(mean_a) != np.size(mean_b):
-            out[path] = f"channels differ ({np.size(mean_a)} vs {np.size(mean_b)})"
-            continue
-        epsilon = np.mean([c.get(path, {}).get("epsilon", 1e-3) for c in (configs_a, configs_b)])
-        out[path] = stats.moving_stats_distance(mean_a, var_a, mean_b, var_b, float(epsilon))
-    return out

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from tensorboard.compat.proto import event_pb2, summary_pb2
 
-from bn_inspect import BatchNormInspector, load_logdir, report
+from bn_inspect import BatchNormInspector, align, comparison, load_logdir
 from bn_inspect.cli import main
 from bn_inspect.events import EventFileWriter
 
@@ -147,14 +147,15 @@ def test_compare_defaults_to_last_common_epoch(logs, capsys):
     code, out, _ = run_cli(capsys, "compare", logs["root"], "a", "b")
     assert code == 0
     assert "moving statistics at epoch 2 " in out
-    runs = load_logdir(logs["root"])
-    distances = report.moving_stats_distances(runs["a"], runs["b"], 2)
+    runs = [load_logdir(logs["root"])[name] for name in "ab"]
+    distances = comparison.moving_stats_distances(runs, align(runs), 2)
     for layer in ("bn1", "bn2"):
         expected = _expected_distance(logs["states"]["a"][2][layer], logs["states"]["b"][2][layer])
         for key, value in expected.items():
-            np.testing.assert_allclose(distances[layer][key], value, rtol=1e-6)
+            np.testing.assert_allclose(distances[layer]["b"][key], value, rtol=1e-6)
         row = _line(out.split("moving statistics at")[1], f"{layer} ").split()
-        assert row[1:5] == [
+        assert row[1] == "b"
+        assert row[2:6] == [
             f"{expected[k]:.4g}" for k in ("mean_rms", "variance_rms", "mean_gap", "variance_log_ratio")
         ]
 
@@ -173,12 +174,20 @@ def test_compare_at_epoch_zero_sees_the_initializers(logs, capsys):
     code, out, _ = run_cli(capsys, "compare", logs["root"], "a", "b", "--epoch", "0")
     assert code == 0
     row = _line(out.split("moving statistics at")[1], "bn1 ").split()
-    assert row[1:3] == [f"{0.5:.4g}", f"{0.0:.4g}"]  # Zeros vs Constant(0.5); both variances 1
+    assert row[2:4] == [f"{0.5:.4g}", f"{0.0:.4g}"]  # Zeros vs Constant(0.5); both variances 1
 
 
 def test_compare_epoch_not_logged_by_both(logs, capsys):
     code, _, err = run_cli(capsys, "compare", logs["root"], "a", "b", "--epoch", "3")
     assert code == 2 and "epoch 3" in err and "[0, 1, 2]" in err
+
+
+def test_compare_shows_the_alignment_and_needs_two_runs(logs, capsys):
+    code, out, _ = run_cli(capsys, "compare", logs["root"], "a", "b")
+    assert code == 0
+    assert _line(out, "bn1 ").split() == ["bn1", "bn1", "bn1", "same", "path"]
+    code, _, err = run_cli(capsys, "compare", logs["root"], "a")
+    assert code == 2 and "two or more runs" in err
 
 
 # --- export --------------------------------------------------------------------------------

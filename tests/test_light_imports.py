@@ -58,7 +58,7 @@ def test_reading_side_imports_and_writes_and_reads_without_frameworks(tmp_path, 
     )
     result = json.loads(out.splitlines()[-1])
     assert result["heavy"] == []
-    assert {"cli", "events", "reader", "schema", "stats", "writer"} <= set(result["modules"])
+    assert {"alignment", "cli", "comparison", "events", "reader", "schema", "stats", "writer"} <= set(result["modules"])
     assert result["steps"] == [0, 1, 2]
     np.testing.assert_array_equal(result["values"], [np.arange(4) * step for step in range(3)])
     assert result["config"] == {"model_name": "m"}
