@@ -63,6 +63,7 @@ def schema_summary() -> dict:
         "replica_spreads": {stat: list(quantities) for stat, quantities in REPLICA_SPREADS.items()},
         "timelines": {"epoch": schema.TIMELINE_EPOCH, "batch": schema.TIMELINE_BATCH},
         "percentiles": list(PERCENTILES),
+        "views": [{"id": view, "title": doctor.VIEW_TITLES[view]} for view in doctor.VIEWS],
     }
 
 

@@ -178,6 +178,18 @@ def test_runs_view_lists_runs_and_their_configurations(page, tab, browser_logdir
     assert page.problems == []
 
 
+def test_tabs_are_the_views_findings_point_at(page, tab):
+    """The tab's buttons are bn_inspect.doctor's views, in order, with their titles (from the
+    schema summary), and each draws its view."""
+    buttons = tab.locator("nav.bn-tabs button.bn-tab")
+    assert [buttons.nth(i).get_attribute("data-view") for i in range(buttons.count())] == list(doctor.VIEWS)
+    assert buttons.all_text_contents() == [doctor.VIEW_TITLES[view] for view in doctor.VIEWS]
+    for view in (*doctor.VIEWS[1:], doctor.VIEWS[0]):
+        show(tab, view)
+        assert "Could not load this view" not in tab.locator("main").text_content()
+    assert page.problems == []
+
+
 def test_epochs_view_heatmap_drift_and_epoch_comparison(page, tab, browser_logdir):
     show(tab, "epochs")
     tab.locator("select[data-control=run]").select_option("default")

@@ -13,8 +13,8 @@ import tb_plugin
 def _modules():
     for package in (bn_inspect, tb_plugin):
         yield package.__name__
-        for info in pkgutil.iter_modules(package.__path__):
-            yield f"{package.__name__}.{info.name}"
+        for info in pkgutil.walk_packages(package.__path__, f"{package.__name__}."):
+            yield info.name
 
 
 @pytest.mark.parametrize("name", sorted(_modules()))

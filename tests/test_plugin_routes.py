@@ -282,6 +282,8 @@ def test_findings_are_the_doctors_on_load_logdir(client, logged):
     assert answer["counts"] == doctor.counts(expected) and answer["severities"] == list(doctor.SEVERITIES)
     where = {(f["run"], f["layer"]) for f in answer["findings"]}
     assert {(FROZEN_RUN, FROZEN_LAYER), (REPLICA_RUN, NONFINITE_LAYER)} <= where
+    views = get_json(client, "runs")["schema"]["views"]
+    assert [view["id"] for view in views] == list(doctor.VIEWS)  # the tab's views, which the findings open
     assert {f["view"] for f in answer["findings"]} <= set(doctor.VIEWS)
     subset = get_json(client, "findings?" + query(run=[REPLICA_RUN, FROZEN_RUN]))
     assert subset["runs"] == [REPLICA_RUN, FROZEN_RUN]

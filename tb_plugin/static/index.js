@@ -12,20 +12,22 @@ import {renderEpochs} from "./view_epochs.js";
 import {renderCompare} from "./view_compare.js";
 import {renderModes} from "./view_modes.js";
 
-const VIEWS = [
-  {id: "runs", title: "Runs & configurations", render: renderRuns},
-  {id: "epochs", title: "Epochs", render: renderEpochs},
-  {id: "compare", title: "Runs compared", render: renderCompare},
-  {id: "modes", title: "Training vs inference", render: renderModes},
-];
+// How each view draws, by its id. The ids, their order and titles come from the plugin's schema
+// summary (`schema.views`): they are the ids bn_inspect.doctor's findings point at.
+const RENDERERS = {runs: renderRuns, epochs: renderEpochs, compare: renderCompare, modes: renderModes};
 const MAX_DEFAULT_RUNS = 8;
 
 // `focus`: what the finding opened last points at ({run, quantity, step}), applied once by the
 // view it opens; `finding`: its key, to mark it in the panel.
-const state = {overview: null, selected: new Set(), known: new Set(), layer: null, view: "runs", focus: null, finding: null};
+const state = {overview: null, selected: new Set(), known: new Set(), layer: null, view: null, focus: null, finding: null};
 
 function addStylesheet(path) {
   document.head.append(el("link", {rel: "stylesheet", href: new URL(path, import.meta.url).toString()}));
+}
+
+/** The tab's views in order: `{id, title, render}`. */
+function views() {
+  return state.overview.schema.views.map((view) => ({...view, render: RENDERERS[view.id]}));
 }
 
 function selectedRuns() {
@@ -109,7 +111,7 @@ function layerMarks(path) {
 }
 
 function tabs(app) {
-  const buttons = VIEWS.map((view) =>
+  const buttons = views().map((view) =>
     el("button", {
       class: view.id === state.view ? "bn-tab bn-active" : "bn-tab",
       dataset: {view: view.id},
@@ -135,7 +137,7 @@ async function drawView(content) {
     pane.dataset.status = "ready";
     return;
   }
-  const view = VIEWS.find((v) => v.id === state.view);
+  const view = views().find((v) => v.id === state.view);
   const started = performance.now();
   const focus = state.focus;
   state.focus = null;
@@ -170,11 +172,12 @@ function draw(app) {
     app.append(emptyState(app));
     return;
   }
+  state.view ??= views()[0].id;
   const content = el("main", {class: "bn-view", dataset: {view: state.view}});
   const findings = state.selected.size
     ? findingsPanel({
       runs: selectedRuns().map((run) => run.run),
-      viewTitle: (id) => VIEWS.find((v) => v.id === id)?.title ?? null,
+      viewTitle: (id) => views().find((v) => v.id === id)?.title ?? null,
       onOpen: (finding) => openFinding(app, finding),
       active: state.finding,
     })
@@ -194,7 +197,7 @@ function markFocus(pane, focus) {
 
 /** Show what a finding points at: its view, with its run selected and its layer picked. */
 function openFinding(app, finding) {
-  if (VIEWS.some((v) => v.id === finding.view)) state.view = finding.view;
+  if (views().some((v) => v.id === finding.view)) state.view = finding.view;
   state.selected.add(finding.run);
   if (finding.layer) state.layer = finding.layer;
   state.focus = {run: finding.run, layer: finding.layer, quantity: finding.quantity, step: finding.step};

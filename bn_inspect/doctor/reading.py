@@ -1,0 +1,145 @@
+"""What the checks read of a run: its BN layers in model order with their config and series,
+and the steps that matter (last epoch, start of the newest fit)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from bn_inspect import schema
+from bn_inspect.doctor.finding import ERROR, WARNING
+from bn_inspect.doctor.thresholds import MEAN_GAP_ERROR, MEAN_GAP_WARNING, VAR_LOG_RATIO_ERROR, VAR_LOG_RATIO_WARNING
+from bn_inspect.reader import RunData, Series
+from bn_inspect.report import layer_configs
+
+# Series the checks read; the tab reads only these to build the RunData it diagnoses.
+LAYER_QUANTITIES_USED = (
+    schema.MOVING_MEAN,
+    schema.MOVING_VARIANCE,
+    schema.RESIDUAL_INIT_WEIGHT,
+    schema.UPDATES,
+    schema.PROBE_MEAN_GAP,
+    schema.PROBE_VAR_LOG_RATIO,
+    schema.POPULATION_MEAN_GAP,
+    schema.POPULATION_VAR_LOG_RATIO,
+    schema.REPLICA_MEAN_SPREAD_GAP,
+    schema.REPLICA_MOVING_MEAN_SPREAD,
+)
+MODEL_QUANTITIES_USED = (schema.OUTPUT_GAP,)
+
+
+@dataclass
+class Layer:
+    """One BN layer of a run: its config entry and logged series."""
+
+    path: str
+    config: dict
+    series: dict[str, Series] = field(default_factory=dict)
+
+    @property
+    def frozen(self) -> bool:
+        """Runs in inference mode during training (``trainable=False``)."""
+        return bool(self.config.get("inference_mode_in_training", self.config.get("trainable") is False))
+
+    @property
+    def epsilon(self) -> float:
+        return float(self.config.get("epsilon", 1e-3))
+
+    def at(self, quantity: str, step: int) -> np.ndarray | None:
+        series = self.series.get(quantity)
+        if series is None:
+            return None
+        hits = np.nonzero(series.steps == step)[0]
+        return None if hits.size == 0 else np.asarray(series.values[hits[0]], dtype=np.float64)
+
+    def last(self, quantity: str) -> tuple[int, np.ndarray] | None:
+        series = self.series.get(quantity)
+        if series is None or len(series.steps) == 0:
+            return None
+        return int(series.steps[-1]), np.asarray(series.values[-1], dtype=np.float64)
+
+
+def run_layers(run: RunData) -> list[Layer]:
+    """The run's BN layers in model order (config order, then any logged only)."""
+    configs = layer_configs(run)
+    paths = list(configs) + [p for p in run.layers if p not in configs]
+    return [Layer(p, configs.get(p, {"path": p}), run.layers.get(p, {})) for p in paths]
+
+
+def scalar(value: np.ndarray) -> float:
+    """A logged per-layer figure as a float."""
+    return float(np.asarray(value, dtype=np.float64).reshape(-1)[0])
+
+
+def last_epoch(run: RunData) -> int | None:
+    epochs = run.epochs
+    return int(epochs[-1]) if epochs.size else None
+
+
+def epochs_trained(run: RunData) -> int:
+    epochs = run.epochs
+    return int(epochs[-1] - epochs[0]) if epochs.size else 0
+
+
+def fit_start(run: RunData) -> int | None:
+    """First step of the newest fit: its config record's step, else the first logged."""
+    if run.configs:
+        return int(run.configs[-1][0])
+    epochs = run.epochs
+    return int(epochs[0]) if epochs.size else None
+
+
+def counting_start(run: RunData) -> int | None:
+    """Step of the newest fit that began with an untrained optimizer (where ``updates``
+    counts from), else ``None``."""
+    fresh = [step for step, config in run.configs if not config.get("momentum_steps_at_begin")]
+    return int(fresh[-1]) if fresh else None
+
+
+def _initializer_constant(record: object) -> float | None:
+    """The constant an initializer record fills with (Zeros, Ones, Constant), else ``None``."""
+    if not isinstance(record, dict):
+        return None
+    name = record.get("class_name")
+    if name == "Zeros":
+        return 0.0
+    if name == "Ones":
+        return 1.0
+    if name == "Constant":
+        value = (record.get("config") or {}).get("value")
+        return float(value) if isinstance(value, (int, float)) else None
+    return None
+
+
+def at_initializers(layer: Layer, step: int) -> bool | None:
+    """Whether the moving statistics at ``step`` are exactly their initializers' constants
+    (``None`` when unknown: non-constant initializers, or not logged)."""
+    mean, variance = layer.at(schema.MOVING_MEAN, step), layer.at(schema.MOVING_VARIANCE, step)
+    mean_init = _initializer_constant(layer.config.get("moving_mean_initializer"))
+    variance_init = _initializer_constant(layer.config.get("moving_variance_initializer"))
+    if mean is None or variance is None or mean_init is None or variance_init is None:
+        return None
+    return bool(np.all(mean == np.float32(mean_init)) and np.all(variance == np.float32(variance_init)))
+
+
+def population_gaps(layer: Layer) -> tuple[int, float, float] | None:
+    """``(step, mean gap, variance log ratio)`` to the population statistics, last logged."""
+    mean_gap, variance_ratio = layer.last(schema.POPULATION_MEAN_GAP), layer.last(schema.POPULATION_VAR_LOG_RATIO)
+    if mean_gap is None or variance_ratio is None:
+        return None
+    return mean_gap[0], scalar(mean_gap[1]), scalar(variance_ratio[1])
+
+
+def misfit(mean_gap: float, variance_ratio: float) -> str | None:
+    """Severity of statistics that are ``mean_gap`` / ``variance_ratio`` off exact ones."""
+    if mean_gap >= MEAN_GAP_ERROR or variance_ratio >= VAR_LOG_RATIO_ERROR:
+        return ERROR
+    if mean_gap >= MEAN_GAP_WARNING or variance_ratio >= VAR_LOG_RATIO_WARNING:
+        return WARNING
+    return None
+
+
+def plural(count: int, word: str) -> str:
+    """``"1 epoch"``, ``"2 epochs"`` (``info`` stays ``info``)."""
+    return f"{count} {word}" + ("" if count == 1 or word == "info" else "s")
