@@ -172,7 +172,7 @@ function draw(app) {
     app.append(emptyState(app));
     return;
   }
-  state.view ??= views()[0].id;
+  if (!views().some((view) => view.id === state.view)) state.view = views()[0].id;
   const content = el("main", {class: "bn-view", dataset: {view: state.view}});
   const findings = state.selected.size
     ? findingsPanel({
@@ -238,7 +238,7 @@ export const STYLESHEETS = ["./vendor/uplot/uPlot.min.css", "./style.css"];
  */
 export async function render(host = null, options = {}) {
   if (!host) STYLESHEETS.forEach(addStylesheet);
-  if (VIEWS.some((view) => view.id === options.view)) state.view = options.view;
+  if (options.view) state.view = options.view;  // checked against the views once they are known
   const app = el("div", {class: "bn-app"});
   (host ?? document.body).append(app);
   await load(app, options.runs);
