@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from bn_inspect import doctor, schema, stats
+from bn_inspect import alignment, doctor, schema, stats
 from bn_inspect.reader import Series
 from tb_plugin.errors import BadRequest, NotFound
 from tb_plugin.provider_reader import ProviderReader, RunIndex, SeriesKey
@@ -222,35 +222,66 @@ def _compare_one(
     return meta, epoch_series
 
 
-def compare_runs(reader: ProviderReader, run_names: Sequence[str], layer: str) -> tuple[dict, dict[str, np.ndarray]]:
-    """The same layer across runs (``/compare``).
+def _layer_list(run: RunIndex, config: dict | None) -> list[tuple[str, int | None]]:
+    """``(path, channels)`` of a run's layers in model order, for :mod:`bn_inspect.alignment`."""
+    channels = {entry.get("path"): entry.get("channels") for entry in (config or {}).get("layers", [])}
+    return [(path, channels.get(path)) for path in _ordered_layers(run, config)]
+
+
+def align_runs(reader: ProviderReader, run_names: Sequence[str], match: str = "auto") -> dict:
+    """Which layers of ``run_names`` are the same layer (``/alignment``):
+    :func:`bn_inspect.alignment.align_layers` on each run's layers, as JSON (slots in model
+    order, each with how it was matched and, unmatched, why)."""
+    if match not in alignment.MATCH_MODES:
+        raise BadRequest(f"match must be one of {', '.join(alignment.MATCH_MODES)}; got {match!r}")
+    names = list(dict.fromkeys(run_names))
+    if not names:
+        raise BadRequest("pass at least one run: /alignment?run=<name>")
+    index = reader.index(names)
+    runs = [_run(index, name) for name in names]
+    read = reader.read_runs(runs, [])
+    layers = {run.name: _layer_list(run, read[run.name][1][-1][1] if read[run.name][1] else None) for run in runs}
+    return alignment.align_layers(layers, match).to_dict()
+
+
+def compare_runs(
+    reader: ProviderReader, run_names: Sequence[str], layers: Sequence[str]
+) -> tuple[dict, dict[str, np.ndarray]]:
+    """One layer slot across runs (``/compare``): ``layers`` names one layer for every run, or
+    each run's own layer (the paths of an aligned slot, one per run, in order).
 
     Arrays are named ``"<i>/<quantity>/<field>"`` with ``i`` the run's position in
     ``run_names``: ``x`` (epochs, within-epoch points included), ``mean``, ``low``, ``high``
     (channel percentiles ``PERCENTILES``); ``"<i>/residual_init_weight/x|y"``; and
     ``"<i>/<quantity>/distance_x|distance"``: RMS over channels of this run minus the
-    reference run (the first run holding the layer), at the epochs both logged.
+    reference run (the first run holding its layer), at the epochs both logged.
     """
     if not run_names:
         raise BadRequest("pass at least one run: /compare?run=<name>&layer=<path>")
     if len(run_names) > MAX_COMPARED_RUNS:
         raise BadRequest(f"compare at most {MAX_COMPARED_RUNS} runs at once; got {len(run_names)}")
+    if len(layers) not in (1, len(run_names)):
+        raise BadRequest(f"pass one layer, or one per run ({len(run_names)}); got {len(layers)}")
+    paths = list(layers) * len(run_names) if len(layers) == 1 else list(layers)
     index = reader.index(list(dict.fromkeys(run_names)))
     runs = [_run(index, name) for name in run_names]
-    if all(layer not in run.layers() for run in runs):
-        raise NotFound(f"unknown layer {layer!r}: none of the runs has it")
+    held = [path in run.layers() for run, path in zip(runs, paths)]
+    if not any(held):
+        raise NotFound(f"unknown layer {' / '.join(dict.fromkeys(paths))!r}: none of the runs has it")
     arrays: dict[str, np.ndarray] = {}
     runs_meta, all_series = [], []
-    keys = [_key(q, layer, t) for q in COMPARED_CURVES for t in schema.TIMELINES]
-    read = reader.read_runs([run for run in index.values() if layer in run.layers()], keys)
-    for position, run in enumerate(runs):
-        if layer in run.layers():
-            meta, series = _compare_one(run, layer, read[run.name], str(position), arrays)
+    keys = [_key(q, path, t) for path in dict.fromkeys(paths) for q in COMPARED_CURVES for t in schema.TIMELINES]
+    holding = {run.name: run for run, has in zip(runs, held) if has}
+    read = reader.read_runs(list(holding.values()), keys)
+    for position, (run, path) in enumerate(zip(runs, paths)):
+        if held[position]:
+            meta, series = _compare_one(run, path, read[run.name], str(position), arrays)
         else:
             meta, series = {"run": run.name, "has_layer": False, "within_epoch": False, "quantities": []}, {}
+        meta["layer"] = path
         runs_meta.append(meta)
         all_series.append(series)
-    reference = next(i for i, run in enumerate(runs) if layer in run.layers())
+    reference = held.index(True)
     for position, series in enumerate(all_series):
         runs_meta[position]["distance_quantities"] = []
         if position == reference:
@@ -266,7 +297,12 @@ def compare_runs(reader: ProviderReader, run_names: Sequence[str], layer: str) -
             arrays[f"{position}/{quantity}/distance_x"] = steps
             arrays[f"{position}/{quantity}/distance"] = distance
             runs_meta[position]["distance_quantities"].append(quantity)
-    meta = {"layer": layer, "reference": runs[reference].name, "percentiles": list(PERCENTILES), "runs": runs_meta}
+    meta = {
+        "layer": paths[reference],
+        "reference": runs[reference].name,
+        "percentiles": list(PERCENTILES),
+        "runs": runs_meta,
+    }
     return meta, arrays
 
 

@@ -9,8 +9,12 @@ Binary answers use :mod:`tb_plugin.payload`; a refused request raises a
     layers, non-finite channels). The front end asks it on load and on Reload.
 ``series?run=R&layer=L&quantity=Q[&timeline=epoch|batch]``
     Binary: ``values`` ``[steps, channels]``, ``drift`` ``[steps]``, ``epochs`` ``[steps]``.
-``compare?run=R1&run=R2...&layer=L``
-    Binary: channel summaries over epochs per run, residual initializer weight, distances.
+``compare?run=R1&run=R2...&layer=L`` or ``compare?run=R1&layer=L1&run=R2&layer=L2...``
+    Binary: channel summaries over epochs per run, residual initializer weight, distances; one
+    layer for every run, or each run's own (an aligned slot).
+``alignment?run=R1&run=R2...[&match=auto|path|position]``
+    JSON: the slots of :func:`bn_inspect.alignment.align_layers` (which layers of the runs are
+    the same layer, how each was matched, why a layer stays unmatched).
 ``modes?run=R``
     Binary: model-output gap over epochs; per-layer probe gaps, EMA staleness and replica
     spread ``[layers, steps]``; max staleness and replica spread over epochs.
@@ -102,7 +106,12 @@ def _series(reader: ProviderReader, params: Params) -> Answer:
 
 
 def _compare(reader: ProviderReader, params: Params) -> Answer:
-    return _binary(queries.compare_runs(reader, params.getlist("run"), params.required("layer")))
+    params.required("layer")
+    return _binary(queries.compare_runs(reader, params.getlist("run"), params.getlist("layer")))
+
+
+def _alignment(reader: ProviderReader, params: Params) -> Answer:
+    return Answer(json=queries.align_runs(reader, params.getlist("run"), params.get("match", "auto")))
 
 
 def _modes(reader: ProviderReader, params: Params) -> Answer:
@@ -123,6 +132,7 @@ ROUTES: dict[str, Callable[[ProviderReader, Params], Answer]] = {
     "runs": _runs,
     "series": _series,
     "compare": _compare,
+    "alignment": _alignment,
     "modes": _modes,
     "layer_step": _layer_step,
     "findings": _findings,

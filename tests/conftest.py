@@ -21,3 +21,11 @@ def plugin_logdir(tmp_path_factory):
     from plugin_logdirs import write_callback_runs
 
     return write_callback_runs(tmp_path_factory.mktemp("plugin_logdir"))
+
+
+@pytest.fixture(scope="session")
+def auto_named(tmp_path_factory):
+    """Runs of one process with automatic layer names (see tests/auto_named_logdir.py)."""
+    from auto_named_logdir import write_auto_named_runs
+
+    return write_auto_named_runs(tmp_path_factory.mktemp("auto_named"))

@@ -1,56 +1,15 @@
 """``bn-inspect compare`` on runs written the way users write them: models built one after
 another in one process, without ``keras.backend.clear_session()``, so every run's layers carry
-different automatic names. Checked against the models' own variables."""
+different automatic names (tests/auto_named_logdir.py). Checked against the models' own
+variables."""
 
 from __future__ import annotations
 
-import keras
 import numpy as np
-import pytest
 
-from bn_inspect import BatchNormInspector
 from bn_inspect.cli import main
-from bn_inspect.layers import find_batchnorm_layers
 
-SAMPLES, BATCH, EPS = 64, 16, 1e-3
-HALF = keras.initializers.Constant(0.5)
-CUSTOM = dict(
-    beta_initializer=HALF, gamma_initializer=HALF, moving_mean_initializer=HALF, moving_variance_initializer=HALF
-)
-
-
-def _model(extra_bn: bool = False, **bn_options) -> keras.Model:
-    """The article's model (Dense(32) -> BN -> Dense(1)), automatic names; ``extra_bn`` adds a
-    Dense(8) -> BN block before the head."""
-    keras.utils.set_random_seed(1)
-    layers = [keras.Input((10,)), keras.layers.Dense(32), keras.layers.BatchNormalization(**bn_options)]
-    if extra_bn:
-        layers += [keras.layers.Dense(8), keras.layers.BatchNormalization()]
-    model = keras.Sequential([*layers, keras.layers.Dense(1)])
-    model.compile("adam", "mse")
-    return model
-
-
-@pytest.fixture(scope="module")
-def auto_named(tmp_path_factory):
-    """Three runs of one process: default, Constant(0.5) initializers, one BN layer more."""
-    root = tmp_path_factory.mktemp("auto_named")
-    rng = np.random.default_rng(0)
-    x = rng.random((SAMPLES, 10)).astype("float32")
-    y = rng.random((SAMPLES, 1)).astype("float32")
-    paths, states = {}, {}
-    for run, model in (
-        ("init_default", _model()),
-        ("init_custom", _model(**CUSTOM)),
-        ("deeper", _model(extra_bn=True)),
-    ):
-        model.fit(
-            x, y, epochs=1, batch_size=BATCH, verbose=0, callbacks=[BatchNormInspector(root / run, probe_data=x[:16])]
-        )
-        found = find_batchnorm_layers(model)
-        paths[run] = [f.path for f in found]
-        states[run] = [(f.layer.moving_mean.numpy(), f.layer.moving_variance.numpy()) for f in found]
-    return {"root": str(root), "paths": paths, "states": states}
+EPS = 1e-3
 
 
 def _compare(capsys, *argv: str) -> tuple[int, str, str]:
@@ -79,7 +38,7 @@ def test_auto_named_layers_are_aligned_and_the_initializers_differ(auto_named, c
     config = {(row[0], row[1]): row[2:] for row in _rows(out, "configuration:", "moving statistics")}
     for initializer in ("beta", "gamma", "moving_mean", "moving_variance"):
         assert config[("batch_normalization", f"{initializer}_initializer")][1] == "Constant(value=0.5)"
-    (row,) = _rows(out, "moving statistics at epoch 1", "mean gap =")
+    (row,) = _rows(out, "moving statistics at epoch 2", "mean gap =")
     (mean_a, var_a), (mean_b, var_b) = (
         np.asarray(auto_named["states"][run][0], np.float64) for run in ("init_default", "init_custom")
     )
@@ -114,7 +73,7 @@ def test_three_runs_of_different_depth(auto_named, capsys):
     assert " ".join(rows[0][4:]) == "matched by position"  # deeper's names strip to one name twice
     assert " ".join(rows[1][4:]) == "unmatched"
     assert f"unmatched: '{deeper[1]}' of deeper: " in out and "1st 8-channel BN layer" in out
-    distances = {row[1]: row for row in _rows(out, "moving statistics at epoch 1", "mean gap =")}
+    distances = {row[1]: row for row in _rows(out, "moving statistics at epoch 2", "mean gap =")}
     assert set(distances) == {"init_custom", "deeper"}
     (mean_a, _), (mean_c, _) = (auto_named["states"][run][0] for run in ("init_default", "deeper"))
     np.testing.assert_allclose(float(distances["deeper"][2]), np.sqrt(np.mean((mean_c - mean_a) ** 2)), rtol=1e-3)
