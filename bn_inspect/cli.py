@@ -26,11 +26,10 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from bn_inspect import alignment as alignment_module
-from bn_inspect import comparison, doctor, report, schema
+from bn_inspect import comparison, doctor, report, schema, storage
 from bn_inspect.reader import RunData, load_logdir, run_directories, to_dataframe
 from bn_inspect.table import format_table
 
@@ -70,27 +69,34 @@ def command(name: str, help: str, *arguments: Arg) -> Callable:
     return register
 
 
-LOGDIR_ARG = Arg("logdir", help="directory holding the runs (the --logdir you give TensorBoard)")
+LOGDIR_ARG = Arg(
+    "logdir",
+    help="directory holding the runs (the --logdir you give TensorBoard): a path or an fsspec URL such as s3://bucket/exp",
+)
 
 
 # --- loading, with the error messages -------------------------------------------------------
 def load_runs(logdir: str) -> dict[str, RunData]:
     """All runs with bn-inspect data under ``logdir``; :class:`CLIError` when there are none."""
-    path = Path(logdir)
-    if not path.exists():
+    try:
+        path = storage.locate(logdir)
+    except storage.StorageError as exc:
+        raise CLIError(str(exc).removeprefix("bn-inspect: ")) from None
+    shown = str(path)
+    if not storage.exists(path):
         raise CLIError(
-            f"logdir {logdir!r} does not exist. Pass the parent directory of the BatchNormInspector "
+            f"logdir {shown!r} does not exist. Pass the parent directory of the BatchNormInspector "
             "log_dir(s), e.g. `bn-inspect summary logs` (`make examples` writes logs/)."
         )
-    if not path.is_dir():
-        raise CLIError(f"logdir {logdir!r} is a file; pass the directory that holds the runs.")
+    if not storage.is_directory(path):
+        raise CLIError(f"logdir {shown!r} is a file; pass the directory that holds the runs.")
     runs = load_logdir(path)
     if not runs:
         found = sum(1 for _ in run_directories(path))
         what = f"{found} run(s) of event files but none" if found else "no event files, so no run"
         raise CLIError(
-            f"logdir {logdir!r} holds {what} with bn_inspect data. Train with "
-            f"callbacks=[BatchNormInspector('{logdir}/<run>')] first, or pass the directory that holds "
+            f"logdir {shown!r} holds {what} with bn_inspect data. Train with "
+            f"callbacks=[BatchNormInspector('{shown}/<run>')] first, or pass the directory that holds "
             "those runs."
         )
     return runs

@@ -9,11 +9,14 @@ record of a file carries ``file_version = "brain.Event:2"``.
 
 ``tensorboard``'s own ``EventFileWriter`` / ``EventFileLoader`` do the same but route file I/O
 through ``tf.io.gfile`` and so import TensorFlow (seconds) whenever it is installed; these
-functions use plain files and ``google-crc32c`` instead.
+functions use fsspec (:mod:`bn_inspect.storage`: plain files locally, any fsspec URL) and
+``google-crc32c`` instead.
 
 Example:
     >>> import tempfile
     >>> from tensorboard.compat.proto import event_pb2
+
+from bn_inspect import storage
     >>> d = tempfile.mkdtemp()
     >>> with EventFileWriter(d) as w:
     ...     w.write(event_pb2.Event(step=3))
@@ -28,10 +31,11 @@ import socket
 import struct
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import google_crc32c
 from tensorboard.compat.proto import event_pb2
+
+from bn_inspect import storage
 
 FILE_VERSION = "brain.Event:2"
 EVENT_FILE_MARKER = "tfevents"
@@ -52,14 +56,13 @@ def frame_record(payload: bytes) -> bytes:
     return header + _CRC.pack(masked_crc32c(header)) + payload + _CRC.pack(masked_crc32c(payload))
 
 
-def iter_records(path: str | os.PathLike) -> Iterator[bytes]:
+def iter_records(path: str | os.PathLike | storage.Location) -> Iterator[bytes]:
     """Yield the payloads of a record file; stop quietly at a truncated or corrupt tail.
 
     A process killed while writing leaves a partial last record: everything before it is
     returned, the partial record is not.
     """
-    with open(path, "rb") as handle:
-        data = handle.read()
+    data = storage.read_bytes(storage.locate(path))
     offset, size = 0, len(data)
     while offset + 12 <= size:
         header = data[offset : offset + 8]
@@ -78,7 +81,7 @@ def iter_records(path: str | os.PathLike) -> Iterator[bytes]:
         offset = end + 4
 
 
-def read_events(path: str | os.PathLike) -> Iterator[event_pb2.Event]:
+def read_events(path: str | os.PathLike | storage.Location) -> Iterator[event_pb2.Event]:
     """Yield the ``Event`` protos of one event file (see :func:`iter_records`)."""
     for payload in iter_records(path):
         event = event_pb2.Event()
@@ -95,36 +98,92 @@ def is_event_file(name: str) -> bool:
 
 
 class EventFileWriter:
-    """Append ``Event`` protos to a new event file in ``log_dir``; synchronous, no threads.
+    """Write ``Event`` protos to a new event file in ``log_dir``; synchronous, no threads.
 
-    ``flush()`` pushes buffered records to the OS, so a killed process loses at most what was
-    written since the last flush.
+    ``log_dir`` is a local path or any fsspec URL (:func:`bn_inspect.storage.locate`). Locally
+    the records go to one file and ``flush()`` hands them to the OS. Object stores cannot
+    append, so there ``flush()`` uploads the records written since the previous flush as one
+    new object (a complete event file: version record + those records; names sort in writing
+    order). Either way a killed process loses at most what was written since the last flush,
+    and an upload that fails keeps its records for the next flush.
+
+    Raises :class:`bn_inspect.storage.StorageError` when ``log_dir`` cannot be written.
     """
 
-    def __init__(self, log_dir: str | os.PathLike, filename_suffix: str = ".bn_inspect") -> None:
-        directory = Path(log_dir)
-        directory.mkdir(parents=True, exist_ok=True)
-        name = (
-            f"events.out.{EVENT_FILE_MARKER}.{time.time():.6f}.{socket.gethostname()}."
-            f"{os.getpid()}.{id(self) % 100000}{filename_suffix}"
+    def __init__(
+        self,
+        log_dir: str | os.PathLike | storage.Location,
+        filename_suffix: str = ".bn_inspect",
+        storage_options: dict | None = None,
+    ) -> None:
+        self._directory = storage.locate(log_dir, storage_options)
+        self._base = (
+            f"events.out.{EVENT_FILE_MARKER}.{time.time():.6f}.{socket.gethostname()}.{os.getpid()}.{id(self) % 100000}"
         )
-        self.path = directory / name
-        self._handle = open(self.path, "ab")  # noqa: SIM115 (kept open until close())
-        self.write(event_pb2.Event(wall_time=time.time(), file_version=FILE_VERSION))
-        self.flush()
+        self._suffix = filename_suffix
+        self._segments = 0
+        self._pending: list[bytes] = []
+        self._handle = None
+        self._closed = False
+        self._version = frame_record(
+            event_pb2.Event(wall_time=time.time(), file_version=FILE_VERSION).SerializeToString()
+        )
+        try:
+            storage.make_directory(self._directory)
+            if self._directory.is_local:
+                self.location = self._directory.join(self._base + filename_suffix)
+                self._handle = open(self.location.path, "ab")  # noqa: SIM115 (kept open until close())
+                self._handle.write(self._version)
+                self._handle.flush()
+            else:
+                self.location = self._upload([])
+        except Exception as exc:  # OSError locally; object stores raise their clients' own errors
+            raise self._write_error(exc) from None
+
+    def _write_error(self, exc: Exception) -> storage.StorageError:
+        where = self._directory
+        reason = where.redact(f"{type(exc).__name__}: {exc}")
+        return storage.StorageError(
+            f"bn-inspect: cannot write to log_dir {str(where)!r} ({reason}); pass a writable directory "
+            "or URL (object stores: an existing bucket and credentials that may write to it)."
+        )
+
+    @property
+    def path(self) -> str:
+        """The event file being written (object stores: the latest object uploaded)."""
+        return self.location.path if self._directory.is_local else str(self.location)
+
+    def _upload(self, records: list[bytes]) -> storage.Location:
+        target = self._directory.join(f"{self._base}.{self._segments:06d}{self._suffix}")
+        storage.write_object(target, self._version + b"".join(records))
+        self._segments += 1
+        return target
 
     def write(self, event: event_pb2.Event) -> None:
         """Append one event (buffered until :meth:`flush`)."""
-        self._handle.write(frame_record(event.SerializeToString()))
+        if self._closed:
+            raise ValueError("write to a closed EventFileWriter")
+        record = frame_record(event.SerializeToString())
+        if self._handle is not None:
+            self._handle.write(record)
+        else:
+            self._pending.append(record)
 
     def flush(self) -> None:
-        """Hand everything written so far to the operating system."""
-        self._handle.flush()
+        """Hand everything written so far to the OS, or upload it as one new object."""
+        if self._handle is not None:
+            self._handle.flush()
+        elif self._pending:
+            self.location = self._upload(self._pending)
+            self._pending = []
 
     def close(self) -> None:
         """Flush and close the file; further writes raise ``ValueError``."""
-        if not self._handle.closed:
-            self._handle.flush()
+        if self._closed:
+            return
+        self.flush()
+        self._closed = True
+        if self._handle is not None:
             self._handle.close()
 
     def __enter__(self) -> EventFileWriter:

@@ -16,12 +16,11 @@ import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from bn_inspect import schema
+from bn_inspect import schema, storage
 from bn_inspect.events import is_event_file, read_events
 
 
@@ -84,15 +83,16 @@ class _SeriesBuilder:
         )
 
 
-def event_files(directory: str | os.PathLike) -> list[Path]:
-    """Event files directly inside ``directory``, oldest first (by file name, as TensorBoard)."""
-    path = Path(directory)
-    if not path.is_dir():
+def event_files(directory: str | os.PathLike | storage.Location) -> list[storage.Location]:
+    """Event files directly inside ``directory`` (a path or fsspec URL), oldest first (by file
+    name, as TensorBoard)."""
+    location = storage.locate(directory)
+    if not storage.is_directory(location):
         return []
-    return sorted(p for p in path.iterdir() if p.is_file() and is_event_file(p.name))
+    return sorted((f for f in storage.files_in(location) if is_event_file(f.name)), key=lambda f: f.name)
 
 
-def iter_bn_values(directory: str | os.PathLike) -> Iterator[tuple[dict, int, float, Any]]:
+def iter_bn_values(directory: str | os.PathLike | storage.Location) -> Iterator[tuple[dict, int, float, Any]]:
     """Yield ``(content_record, step, wall_time, decoded_value)`` for every bn-inspect value
     in the event files of one run directory, packed per-layer figures unpacked
     (:func:`schema.unpacked_records`). Plain scalars come with a record of kind ``"scalar"``
@@ -122,7 +122,7 @@ def iter_bn_values(directory: str | os.PathLike) -> Iterator[tuple[dict, int, fl
                     yield record, event.step, event.wall_time, decoded if position is None else decoded[position]
 
 
-def last_logged_step(directory: str | os.PathLike) -> int | None:
+def last_logged_step(directory: str | os.PathLike | storage.Location) -> int | None:
     """Largest epoch-timeline step already logged in ``directory`` (``None`` when none)."""
     steps = [
         step
@@ -132,7 +132,7 @@ def last_logged_step(directory: str | os.PathLike) -> int | None:
     return max(steps) if steps else None
 
 
-def load_run(directory: str | os.PathLike, name: str) -> RunData:
+def load_run(directory: str | os.PathLike | storage.Location, name: str) -> RunData:
     """Read one run directory."""
     run = RunData(name=name)
     builders: dict[tuple, _SeriesBuilder] = {}
@@ -160,26 +160,34 @@ def load_run(directory: str | os.PathLike, name: str) -> RunData:
     return run
 
 
-def run_directories(logdir: str | os.PathLike) -> Iterator[tuple[str, Path]]:
+def run_directories(logdir: str | os.PathLike | storage.Location) -> Iterator[tuple[str, storage.Location]]:
     """``(run name, directory)`` for every directory under ``logdir`` holding event files.
 
     The run name is the path relative to ``logdir`` with ``/`` separators (``"."`` for
-    ``logdir`` itself), as TensorBoard names runs.
+    ``logdir`` itself), as TensorBoard names runs. ``logdir`` is a path or fsspec URL; on
+    object stores this is one recursive listing.
     """
-    root = Path(logdir)
-    for directory, _, files in sorted(os.walk(root)):
-        if any(is_event_file(f) for f in files):
-            relative = Path(directory).relative_to(root).as_posix()
-            yield relative, Path(directory)
+    root = storage.locate(logdir)
+    names = set()
+    for file in storage.files_below(root):
+        relative = storage.relative_path(file, root)
+        if is_event_file(relative.rpartition("/")[2]):
+            names.add(relative.rpartition("/")[0] or ".")
+    for name in sorted(names):
+        yield name, root if name == "." else root.join(*name.split("/"))
 
 
-def load_logdir(logdir: str | os.PathLike) -> dict[str, RunData]:
+def load_logdir(
+    logdir: str | os.PathLike | storage.Location, storage_options: dict | None = None
+) -> dict[str, RunData]:
     """Load every run under ``logdir`` that holds bn-inspect data, keyed by run name.
 
+    ``logdir`` is a local path or any fsspec URL (``s3://bucket/exp``, ``gs://...``);
+    ``storage_options`` go to its filesystem (see :func:`bn_inspect.storage.locate`).
     Raises ``FileNotFoundError`` when ``logdir`` does not exist.
     """
-    root = Path(logdir)
-    if not root.is_dir():
+    root = storage.locate(logdir, storage_options)
+    if not storage.is_directory(root):
         raise FileNotFoundError(f"logdir {str(root)!r} does not exist or is not a directory")
     runs = {}
     for name, directory in run_directories(root):
