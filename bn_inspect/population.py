@@ -30,7 +30,7 @@ Why not PreciseBN's one pass in training mode (fvcore ``update_bn_stats``,
 
 How, without changing the model
     Every pass is ``model.stateless_call(..., training=False)``, compiled once
-    (:func:`bn_inspect.probe.compile_for_backend`); substituted statistics go in as variable
+    (:func:`bn_inspect.stateless.compile_for_backend`); substituted statistics go in as variable
     *values*, so no variable is ever assigned and RNG seeds stay untouched. While a pass is
     traced (or run, on eager backends) each BN layer's ``call`` is shadowed by an instance
     attribute that reduces the layer's input to per-channel ``(count, mean, m2)`` on the
@@ -59,9 +59,9 @@ import keras
 import numpy as np
 
 from bn_inspect.layers import FoundLayer, find_batchnorm_layers
-from bn_inspect.probe import compile_for_backend
-from bn_inspect.probe_data import ProbeDataError
+from bn_inspect.probe_data import UnusableDataError
 from bn_inspect.reference_data import ReferenceData
+from bn_inspect.stateless import compile_for_backend, moving_stat_indices, state_values
 from bn_inspect.stats import merge_moments
 
 
@@ -201,10 +201,7 @@ class PopulationStatistics:
         self._model = model
         self._layers = list(find_batchnorm_layers(model) if layers is None else layers)
         self._data = ReferenceData(data, batch_size=batch_size, num_samples=num_samples, what=what)
-        index = {id(v): i for i, v in enumerate(model.non_trainable_variables)}
-        self._stat_indices = [
-            (index[id(f.layer.moving_mean)], index[id(f.layer.moving_variance)]) for f in self._layers
-        ]
+        self._stat_indices = moving_stat_indices(model, self._layers)
         self._calls: list[int] = []  # layer index of each BN call in one pass, recorded when traced
         self._fn = compile_for_backend(self._pass)
         first = next(iter(self._data))
@@ -213,7 +210,7 @@ class PopulationStatistics:
         except Exception as exc:
             expected = getattr(model, "input_shape", None)
             got = keras.tree.map_structure(lambda a: tuple(a.shape), first)
-            raise ProbeDataError(
+            raise UnusableDataError(
                 f"the model cannot run on {self._data.what} (a batch has inputs of shape {got}; the model "
                 f"expects {expected}). Pass batches of the model's inputs. ({type(exc).__name__}: {exc})"
             ) from exc
@@ -274,10 +271,8 @@ class PopulationStatistics:
         return sweep_plan(self._order_indices(), lambda i: bool(self._layers[i].layer.trainable))
 
     def _variables(self, substituted: dict[int, LayerPopulation] | None = None) -> tuple[list, list]:
-        model = self._model
-        trainable = [keras.ops.convert_to_tensor(v) for v in model.trainable_variables]
-        variables = model.non_trainable_variables
-        non_trainable = [keras.ops.convert_to_tensor(v) for v in variables]
+        trainable, non_trainable = state_values(self._model)
+        variables = self._model.non_trainable_variables
         for i, population in (substituted or {}).items():
             mean_index, variance_index = self._stat_indices[i]
             for j, values in ((mean_index, population.mean), (variance_index, population.variance)):

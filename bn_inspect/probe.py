@@ -24,7 +24,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +32,7 @@ import keras
 import numpy as np
 
 from bn_inspect.layers import FoundLayer
+from bn_inspect.stateless import compile_for_backend, moving_stat_indices, state_values
 from bn_inspect.stats import batch_stat_from_update
 
 
@@ -50,33 +51,6 @@ def _flatten_outputs(outputs: Any, samples: int) -> np.ndarray:
     return np.concatenate([p.reshape(samples, -1) for p in parts], axis=1)
 
 
-def compile_for_backend(fn: Callable) -> Callable:
-    """Compile ``fn`` once for the active Keras backend (tf.function / jax.jit / torch eager).
-
-    On torch it runs without autograd and leaves torch's global random state as it was.
-    """
-    backend = keras.backend.backend()
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        return tf.function(fn, reduce_retracing=True)
-    if backend == "jax":
-        import jax
-
-        return jax.jit(fn)
-    if backend == "torch":
-        import torch
-
-        def isolated(*args: Any) -> Any:
-            # Unseeded Dropout on torch draws from torch's global RNG: fork it, so training
-            # draws the same masks with or without the probe.
-            with torch.no_grad(), torch.random.fork_rng():
-                return fn(*args)
-
-        return isolated
-    return fn
-
-
 def sample_count(x: Any) -> int:
     """Number of samples in a (possibly nested) batch of inputs."""
     first = keras.tree.flatten(x)[0]
@@ -90,41 +64,40 @@ class Probe:
     """
 
     def __init__(self, model: Any, layers: Sequence[FoundLayer], x: Any) -> None:
-        self._model = model
-        self._layers = list(layers)
-        self._x = x
+        self.model = model
+        self.layers = list(layers)
+        self.x = x
         self.samples = sample_count(x)
-        index = {id(v): i for i, v in enumerate(model.non_trainable_variables)}
         # per layer: (index of the mean variable, index of the variance-or-stddev variable)
-        self._stat_indices: list[tuple[int, int]] = []
-        for found in self._layers:
-            layer = found.layer
-            spread_var = layer.moving_stddev if getattr(layer, "renorm", False) else layer.moving_variance
-            self._stat_indices.append((index[id(layer.moving_mean)], index[id(spread_var)]))
+        self._stat_indices = moving_stat_indices(model, self.layers, renorm_stddev=True)
         # A frozen layer runs in inference mode even when training=True: it reads its moving
         # statistics, so they must stay real, and it measures no batch statistics (NaN).
-        self._measured = [bool(found.layer.trainable) for found in self._layers]
+        self._measured = [bool(found.layer.trainable) for found in self.layers]
         self._zeroed = {i for pair, measured in zip(self._stat_indices, self._measured) if measured for i in pair}
         self._fn = compile_for_backend(self._stateless_pass)
 
+    def training_stats(self, trainable: list, zeroed: list, x: Any) -> tuple[Any, list]:
+        """The training-mode pass on ``x`` from the values of :meth:`state_inputs`: its outputs
+        and, per layer, the (mean, variance-or-stddev) it updated from zero (backend tensors;
+        traceable)."""
+        training, updated = self.model.stateless_call(trainable, zeroed, x, training=True)
+        return training, [(updated[m], updated[v]) for m, v in self._stat_indices]
+
     def _stateless_pass(self, trainable: list, non_trainable: list, zeroed: list, x: Any) -> tuple:
-        model = self._model
-        inference, _ = model.stateless_call(trainable, non_trainable, x, training=False)
-        training, updated = model.stateless_call(trainable, zeroed, x, training=True)
-        stats = [(updated[m], updated[v]) for m, v in self._stat_indices]
+        inference, _ = self.model.stateless_call(trainable, non_trainable, x, training=False)
+        training, stats = self.training_stats(trainable, zeroed, x)
         return inference, training, stats
 
-    def _state_inputs(self) -> tuple[list, list, list]:
+    def state_inputs(self) -> tuple[list, list, list]:
         """Current trainable and non-trainable values, and the latter with measured stats zeroed."""
-        model = self._model
-        trainable = [keras.ops.convert_to_tensor(v) for v in model.trainable_variables]
-        non_trainable = [keras.ops.convert_to_tensor(v) for v in model.non_trainable_variables]
+        trainable, non_trainable = state_values(self.model)
         zeroed = [keras.ops.zeros_like(v) if i in self._zeroed else v for i, v in enumerate(non_trainable)]
         return trainable, non_trainable, zeroed
 
-    def _batch_stats(self, position: int, mean_after: Any, spread_after: Any) -> tuple[np.ndarray, np.ndarray]:
-        """Batch mean and (biased) variance of layer ``position`` from its updated-from-zero stats."""
-        layer = self._layers[position].layer
+    def batch_statistics(self, position: int, mean_after: Any, spread_after: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Batch mean and (biased) variance of layer ``position`` from the statistics
+        :meth:`training_stats` returned for it (NaN for a frozen layer)."""
+        layer = self.layers[position].layer
         if not self._measured[position]:
             nan = np.full(int(np.prod(layer.moving_mean.shape)), np.nan, dtype=np.float32)
             return nan, nan.copy()
@@ -139,14 +112,14 @@ class Probe:
 
     def run(self) -> ProbeResult:
         """Run both passes and recover each layer's batch mean and (biased) variance."""
-        trainable, non_trainable, zeroed = self._state_inputs()
-        inference, training, stats = self._fn(trainable, non_trainable, zeroed, self._x)
+        trainable, non_trainable, zeroed = self.state_inputs()
+        inference, training, stats = self._fn(trainable, non_trainable, zeroed, self.x)
         result = ProbeResult(
             outputs_training=_flatten_outputs(training, self.samples),
             outputs_inference=_flatten_outputs(inference, self.samples),
         )
-        for position, (found, (mean_after, spread_after)) in enumerate(zip(self._layers, stats)):
-            mean, variance = self._batch_stats(position, mean_after, spread_after)
+        for position, (found, (mean_after, spread_after)) in enumerate(zip(self.layers, stats)):
+            mean, variance = self.batch_statistics(position, mean_after, spread_after)
             result.batch_mean[found.path], result.batch_variance[found.path] = mean, variance
         return result
 
@@ -184,7 +157,7 @@ class ReplicaProbe:
             )
         self._probe = probe
         self._strategy = strategy
-        shards = split_batch(probe._x, self.replicas)
+        shards = split_batch(probe.x, self.replicas)
         self.shard_sizes = [sample_count(shard) for shard in shards]
         self._shards = strategy.experimental_distribute_values_from_function(
             lambda context: shards[context.replica_id_in_sync_group]
@@ -192,22 +165,19 @@ class ReplicaProbe:
         self._fn = compile_for_backend(self._distributed_pass)
 
     def _distributed_pass(self, trainable: list, zeroed: list, shards: Any) -> Any:
-        probe = self._probe
-
         def replica_pass(x: Any) -> list:
-            _, updated = probe._model.stateless_call(trainable, zeroed, x, training=True)
-            return [(updated[m], updated[v]) for m, v in probe._stat_indices]
+            return self._probe.training_stats(trainable, zeroed, x)[1]
 
         return self._strategy.run(replica_pass, args=(shards,))
 
     def run(self) -> ReplicaResult:
         """Run the distributed pass and recover each replica's batch statistics per layer."""
         probe = self._probe
-        trainable, _, zeroed = probe._state_inputs()
+        trainable, _, zeroed = probe.state_inputs()
         per_replica = self._strategy.experimental_local_results(self._fn(trainable, zeroed, self._shards))
         result = ReplicaResult()
-        for position, found in enumerate(probe._layers):
-            pairs = [probe._batch_stats(position, *stats[position]) for stats in per_replica]
+        for position, found in enumerate(probe.layers):
+            pairs = [probe.batch_statistics(position, *stats[position]) for stats in per_replica]
             result.batch_mean[found.path] = np.stack([mean for mean, _ in pairs])
             result.batch_variance[found.path] = np.stack([variance for _, variance in pairs])
         return result

@@ -23,7 +23,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from bn_inspect.probe_data import ProbeDataError, _inputs_of, _is_batch_structure, _structure_to_arrays
+from bn_inspect.probe_data import UnusableDataError, _inputs_of, _is_batch_structure, _structure_to_arrays
 
 
 def _samples(x: Any) -> int:
@@ -71,24 +71,24 @@ class ReferenceData:
             x = _inputs_of(data)
             counts = {_samples(a) for a in keras.tree.flatten(x)}
             if len(counts) != 1:
-                raise ProbeDataError(f"{what}: all inputs need the same number of samples; got {sorted(counts)}.")
+                raise UnusableDataError(f"{what}: all inputs need the same number of samples; got {sorted(counts)}.")
             self._arrays = x
             self._array_samples = counts.pop()
             if self._array_samples == 0:
-                raise ProbeDataError(f"{what} has no samples; pass at least one.")
+                raise UnusableDataError(f"{what} has no samples; pass at least one.")
         elif isinstance(data, (str, bytes)) or not hasattr(data, "__iter__"):
-            raise ProbeDataError(
+            raise UnusableDataError(
                 f"{what} of type {type(data).__name__} is not supported; pass arrays, an (x, y) tuple, "
                 "a tf.data.Dataset or a keras.utils.PyDataset."
             )
         elif iter(data) is data:
-            raise ProbeDataError(
+            raise UnusableDataError(
                 f"{what} is a one-shot iterator ({type(data).__name__}), but it is read once per "
                 "BatchNormalization layer; pass a re-iterable: arrays, a tf.data.Dataset (e.g. "
                 "tf.data.Dataset.from_generator) or a keras.utils.PyDataset."
             )
         elif num_samples is None and _infinite(data):
-            raise ProbeDataError(f"{what} is an infinite dataset; pass num_samples to bound each pass.")
+            raise UnusableDataError(f"{what} is an infinite dataset; pass num_samples to bound each pass.")
         else:
             self._data = data
 
@@ -131,4 +131,4 @@ class ReferenceData:
             if self.num_samples is not None and taken >= self.num_samples:
                 return
         if taken == 0:
-            raise ProbeDataError(f"{self.what} is an empty dataset; pass at least one batch.")
+            raise UnusableDataError(f"{self.what} is an empty dataset; pass at least one batch.")
