@@ -1,0 +1,131 @@
+"""The kinds of summaries the inspector writes, each from values already on the host.
+
+One function per kind: the BN variables and what follows from them, the probe, the replicas'
+spread, the population statistics. Each queues values on a :class:`SummaryWriter`; the
+caller writes the step.
+
+Example:
+    >>> import tempfile, numpy as np
+    >>> from bn_inspect.writer import SummaryWriter
+    >>> writer = SummaryWriter(tempfile.mkdtemp())
+    >>> values = {"bn": {"moving_mean": np.zeros(2, "float32"), "moving_variance": np.ones(2, "float32")}}
+    >>> add_variables(writer, values, {"bn": (0.99, 100)}, "epoch")
+    {'bn': 0}
+    >>> writer.write_step(1)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from bn_inspect import schema, stats
+from bn_inspect.distribution import replica_values
+from bn_inspect.layers import FoundLayer
+from bn_inspect.probe import ProbeResult, ReplicaResult
+
+# Model outputs on the probe are stored raw only up to this many floats per mode.
+MAX_STORED_OUTPUT_VALUES = 65536
+
+Values = dict[str, dict[str, np.ndarray]]  # layer path -> variable name -> float32 [channels]
+
+
+def _max_finite(gaps: Sequence[float]) -> float | None:
+    measured = [gap for gap in gaps if np.isfinite(gap)]  # frozen layers measure none
+    return float(max(measured)) if measured else None
+
+
+def add_variables(
+    writer: Any, values: Values, momentum_updates: dict[str, tuple[float, int]], timeline: str
+) -> dict[str, int]:
+    """Each layer's variables, its updates, the weight the initializer still has in its moving
+    statistics and its count of non-finite channels (returned, per layer path).
+
+    ``momentum_updates`` maps a layer path to its momentum and the updates it has had.
+    """
+    nonfinite = {}
+    for path, named in values.items():
+        for quantity, array in named.items():
+            writer.add_layer(path, quantity, array, timeline)
+        momentum, updates = momentum_updates[path]
+        writer.add_layer(path, schema.UPDATES, np.float32(updates), timeline)
+        writer.add_layer(path, schema.RESIDUAL_INIT_WEIGHT, stats.residual_init_weight(momentum, updates), timeline)
+        bad = stats.nonfinite_channels(named["moving_mean"], named["moving_variance"])
+        writer.add_layer(path, schema.NONFINITE_CHANNELS, np.float32(bad), timeline)
+        nonfinite[path] = bad
+    return nonfinite
+
+
+def add_replica_copies(writer: Any, found: FoundLayer, strategy: Any) -> None:
+    """How far apart the replicas' copies of a layer's moving statistics are (see distribution.py)."""
+    mean_copies = replica_values(found.layer.moving_mean, strategy)
+    variance_copies = replica_values(found.layer.moving_variance, strategy)
+    writer.add_layer(found.path, schema.REPLICA_MOVING_MEAN_SPREAD, stats.replica_spread(mean_copies))
+    writer.add_layer(found.path, schema.REPLICA_MOVING_VARIANCE_SPREAD, stats.replica_spread(variance_copies))
+
+
+def add_probe(writer: Any, layers: Sequence[FoundLayer], result: ProbeResult, values: Values) -> None:
+    """The probe's outputs in both modes, their gap, and each layer's batch statistics next to
+    its moving ones."""
+    gap = stats.output_gap(result.outputs_training, result.outputs_inference)
+    writer.add_model(schema.OUTPUT_GAP, gap)
+    writer.add_scalar(schema.SCALAR_OUTPUT_GAP, gap[0])
+    if result.outputs_inference.size <= MAX_STORED_OUTPUT_VALUES:
+        writer.add_model(schema.OUTPUT_TRAINING, result.outputs_training)
+        writer.add_model(schema.OUTPUT_INFERENCE, result.outputs_inference)
+    layer_gaps = []
+    for found in layers:
+        mean, variance = result.batch_mean[found.path], result.batch_variance[found.path]
+        moving = values[found.path]
+        writer.add_layer(found.path, schema.PROBE_BATCH_MEAN, mean)
+        writer.add_layer(found.path, schema.PROBE_BATCH_VARIANCE, variance)
+        mean_gap, var_ratio = stats.layer_gaps(
+            mean, variance, moving["moving_mean"], moving["moving_variance"], found.layer.epsilon
+        )
+        writer.add_layer(found.path, schema.PROBE_MEAN_GAP, mean_gap)
+        writer.add_layer(found.path, schema.PROBE_VAR_LOG_RATIO, var_ratio)
+        layer_gaps.append(mean_gap)
+    largest = _max_finite(layer_gaps)
+    if largest is not None:
+        writer.add_scalar(schema.SCALAR_MAX_LAYER_GAP, largest)
+
+
+def add_replica_batch_stats(
+    writer: Any, layers: Sequence[FoundLayer], replicas: ReplicaResult, result: ProbeResult
+) -> None:
+    """How far apart the replicas' batch statistics of the split probe are, per layer."""
+    gaps = []
+    for found in layers:
+        mean_spread = stats.replica_spread(replicas.batch_mean[found.path])
+        writer.add_layer(found.path, schema.REPLICA_BATCH_MEAN_SPREAD, mean_spread)
+        variance_spread = stats.replica_spread(replicas.batch_variance[found.path])
+        writer.add_layer(found.path, schema.REPLICA_BATCH_VARIANCE_SPREAD, variance_spread)
+        gap = stats.replica_mean_spread_gap(mean_spread, result.batch_variance[found.path], found.layer.epsilon)
+        writer.add_layer(found.path, schema.REPLICA_MEAN_SPREAD_GAP, gap)
+        gaps.append(gap)
+    largest = _max_finite(gaps)
+    if largest is not None:
+        writer.add_scalar(schema.SCALAR_MAX_REPLICA_SPREAD, largest)
+
+
+def add_population(writer: Any, order: Sequence[FoundLayer], populations: dict, values: Values) -> None:
+    """Each reached layer's population statistics and their distance to its moving ones."""
+    gaps = []
+    for found in order:
+        population, moving = populations[found.path], values[found.path]
+        writer.add_layer(found.path, schema.POPULATION_MEAN, population.mean)
+        writer.add_layer(found.path, schema.POPULATION_VARIANCE, population.variance)
+        mean_gap, var_ratio = stats.layer_gaps(
+            population.mean,
+            population.variance,
+            moving["moving_mean"],
+            moving["moving_variance"],
+            found.layer.epsilon,
+        )
+        writer.add_layer(found.path, schema.POPULATION_MEAN_GAP, mean_gap)
+        writer.add_layer(found.path, schema.POPULATION_VAR_LOG_RATIO, var_ratio)
+        gaps.append(mean_gap)
+    if gaps:
+        writer.add_scalar(schema.SCALAR_MAX_STALENESS, float(np.nanmax(gaps)))
