@@ -20,7 +20,7 @@ from collections.abc import Callable
 import numpy as np
 
 from bench.common import median
-from bench.overhead import FULL, PROBE_SAMPLES, conv_bn_model
+from bench.models import FULL, PROBE_SAMPLES, conv_bn_model
 
 
 def _median_seconds(work: Callable[[], object], reps: int) -> float:

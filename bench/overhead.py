@@ -36,34 +36,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras
 import numpy as np
 
+from bench.callback_costs import measure_costs, table
 from bench.common import Figure, Section, at_most, directory_bytes, median
+from bench.models import FULL, PROBE_SAMPLES, QUICK, conv_bn_model
 
 GOAL_RATIO = 1.03
-PROBE_SAMPLES = 64
 REFERENCE_SAMPLES = 1024
-# 64 steps per epoch: still a short epoch (CIFAR-10 at batch 64 has 782), so per-epoch costs weigh
-# more here than in most real fits; bench.overhead --samples 1024 shows a 16-step epoch.
-FULL = {"reps": 3, "epochs": 5, "samples": 4096, "batch_size": 64, "blocks": 20, "input_size": 32}
-QUICK = {"reps": 1, "epochs": 1, "samples": 64, "batch_size": 32, "blocks": 2, "input_size": 8}
 TRAIN_BEGIN = "on_train_begin"
 CONTROL = "none-again"
-
-
-def conv_bn_model(blocks: int = 20, input_size: int = 32, seed: int = 0) -> keras.Model:
-    """A CNN of ``blocks`` Conv-BN-ReLU blocks (widths 16→64), global pooling and a classifier."""
-    keras.utils.set_random_seed(seed)
-    inputs = keras.Input((input_size, input_size, 3))
-    x = inputs
-    for i in range(blocks):
-        width = 16 * 2 ** min(i // 7, 2)
-        stride = 2 if i in (7, 14) else 1
-        x = keras.layers.Conv2D(width, 3, strides=stride, padding="same", use_bias=False)(x)
-        x = keras.layers.BatchNormalization()(x)
-        x = keras.layers.ReLU()(x)
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    model = keras.Model(inputs, keras.layers.Dense(10)(x))
-    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    return model
 
 
 class HookTimer(keras.callbacks.Callback):
@@ -311,8 +291,6 @@ def limits(measured: dict, costs: dict, blocks: int) -> list[str]:
 def run(quick: bool = False) -> Section:
     """Benchmark 1 as a RESULTS.md section, with the inspector's costs part by part
     (:mod:`bench.callback_costs`)."""
-    from bench.callback_costs import measure_costs, table
-
     sizes = QUICK if quick else FULL
     measured = measure_overhead(**sizes)
     model_sizes = {k: sizes[k] for k in ("samples", "batch_size", "blocks", "input_size")}
