@@ -23,6 +23,8 @@ KERAS_SIDE = {
     "probe_data",
     "recalibration",
     "reference_data",
+    "stateless",
+    "summaries",
 }
 
 
