@@ -8,7 +8,7 @@ PORT ?= 6006
 # Tests that exercise the Keras backend, run a second time on JAX (see the README's Compatibility section).
 JAX_TESTS := tests/test_probe.py tests/test_callback.py tests/test_population.py tests/test_recalibrate.py
 
-.PHONY: setup setup-jax demo examples tensorboard lint format test test-jax screenshots bench clean
+.PHONY: setup setup-jax demo examples docs tensorboard lint format test test-jax screenshots bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -17,8 +17,20 @@ $(BIN)/python:
 setup: $(BIN)/python
 	$(BIN)/pip install --quiet -e ".[$(BACKEND_EXTRA),test]"
 
+# run_all.py also saves what each example prints to logs/transcripts/, which the docs show.
+EXAMPLES_DONE := logs/transcripts/.complete
+EXAMPLE_INPUTS := $(shell find examples bn_inspect -name '*.py')
+
 examples: setup
-	$(BIN)/python examples/run_all.py
+	$(BIN)/python examples/run_all.py && touch $(EXAMPLES_DONE)
+
+$(EXAMPLES_DONE): $(EXAMPLE_INPUTS) | setup
+	$(BIN)/python examples/run_all.py && touch $@
+
+# The documentation site, into build/site: examples rerun when they or bn_inspect changed;
+# --strict fails on a broken link, a missing page or a docstring reference that no longer resolves.
+docs: setup $(EXAMPLES_DONE)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 tensorboard: setup
 	@echo "Open http://localhost:$(PORT)/#bn_inspect"
@@ -37,7 +49,7 @@ format: setup
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: setup-jax lint
+test: setup-jax lint docs
 	bash .ci/ensure-chromium
 	$(BIN)/python -m pytest -q
 	KERAS_BACKEND=jax $(BIN)/python -m pytest -q $(JAX_TESTS)
@@ -53,4 +65,4 @@ bench: setup
 	$(BIN)/python -m bench.run_all
 
 clean:
-	rm -rf logs bench/out .pytest_cache
+	rm -rf logs bench/out .pytest_cache build/site

@@ -12,10 +12,15 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bn_inspect.alignment import Alignment, Slot, align
 from bn_inspect.reader import RunData, Series, load_logdir, to_dataframe
+
+if TYPE_CHECKING:  # the lazy names below, for type checkers and the generated API reference
+    from bn_inspect.callback import BatchNormInspector, BatchNormInspectorWarning
+    from bn_inspect.population import population_statistics
+    from bn_inspect.recalibration import recalibrate
 
 __version__ = "0.1.0"
 __all__ = [

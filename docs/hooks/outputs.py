@@ -1,0 +1,139 @@
+"""MkDocs hook: every output and measured number in the docs comes from a real run.
+
+Markers in the pages' Markdown, replaced at build time:
+
+- ``<!-- example-output: NAME -->`` (a line of its own): what ``examples/NAME.py`` printed
+  when ``examples/run_all.py`` (``make examples``) last ran, read from
+  ``logs/transcripts/NAME.txt``, as a text block.
+- ``<!-- run: bn-inspect ARGS -->`` (one or more consecutive lines): each command run now on
+  the examples' ``logs/`` (in a scratch directory holding ``logs`` and an empty ``empty/``),
+  shown as ``$ command``, its standard output and error, and ``(exit code N)`` when not 0.
+  A trailing ``| head -N`` keeps the first N lines.
+- ``{{ 0.3625 }}`` in prose: a figure quoted from an output shown on the same page. The
+  build fails unless that exact text appears in one of those outputs, so prose cannot drift
+  from what the examples print.
+
+It also publishes ``examples/screenshots/*.png`` as ``img/*.png`` (no copies in ``docs/``),
+and fails the build, naming the fix, when the examples' transcripts are missing.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from mkdocs.exceptions import PluginError
+from mkdocs.structure.files import File, Files
+
+ROOT = Path(__file__).resolve().parents[2]
+LOGS = ROOT / "logs"
+TRANSCRIPTS = LOGS / "transcripts"
+SCREENSHOTS = ROOT / "examples" / "screenshots"
+
+EXAMPLE_OUTPUT = re.compile(r"^<!-- example-output: (?P<name>[\w-]+) -->$", re.MULTILINE)
+RUN_BLOCK = re.compile(r"^(?:<!-- run: .+ -->\n?)+", re.MULTILINE)
+RUN_LINE = re.compile(r"<!-- run: (?P<command>.+?) -->")
+HEAD = re.compile(r"\s*\|\s*head -(?P<lines>\d+)$")
+FIGURE = re.compile(r"(?<!`)\{\{\s*(?P<figure>[^{}`]+?)\s*\}\}(?!`)")  # not in `code`
+
+
+def on_files(files: Files, config) -> Files:
+    """Serve the examples' screenshots as ``img/NAME.png``."""
+    for picture in sorted(SCREENSHOTS.glob("*.png")):
+        files.append(File.generated(config, f"img/{picture.name}", abs_src_path=str(picture)))
+    return files
+
+
+def example_output(name: str) -> str:
+    """The saved output of ``examples/NAME.py``; a build error naming the fix when missing."""
+    path = TRANSCRIPTS / f"{name}.txt"
+    if not path.is_file():
+        raise PluginError(
+            f"{path} is missing: the docs show the examples' real output. Run `make examples` "
+            "(python examples/run_all.py) first, or build with `make docs`."
+        )
+    return path.read_text(encoding="utf-8").rstrip("\n")
+
+
+def run_command(command: str, scratch: Path) -> str:
+    """``$ command`` and what it printed, run in ``scratch`` with this checkout's bn_inspect."""
+    head = HEAD.search(command)
+    argv = shlex.split(command[: head.start()] if head else command)
+    if argv[0] != "bn-inspect":
+        raise PluginError(f"<!-- run: {command} -->: only bn-inspect commands can be run")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]), "COLUMNS": "100"}
+    result = subprocess.run(
+        [sys.executable, "-m", "bn_inspect.cli", *argv[1:]],
+        cwd=scratch,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    lines = (result.stdout + result.stderr).rstrip("\n").split("\n")
+    if head:
+        lines = lines[: int(head.group("lines"))]
+    text = "\n".join([f"$ {command}", *lines])
+    return text + (f"\n(exit code {result.returncode})" if result.returncode and not head else "")
+
+
+_scratch: list[Path] = []  # the build's scratch directory, made on first use
+
+
+def _scratch_directory() -> Path:
+    if not LOGS.is_dir():
+        raise PluginError(f"{LOGS} is missing: run `make examples` first, or build with `make docs`.")
+    if not _scratch:
+        scratch = Path(tempfile.mkdtemp(prefix="bn-inspect-docs-"))
+        (scratch / "logs").symlink_to(LOGS, target_is_directory=True)
+        (scratch / "empty").mkdir()
+        _scratch.append(scratch)
+    return _scratch[0]
+
+
+def on_post_build(config) -> None:
+    """Remove the scratch directory the commands ran in."""
+    while _scratch:
+        shutil.rmtree(_scratch.pop(), ignore_errors=True)
+
+
+def _fenced(text: str) -> str:
+    return f"```text\n{text}\n```\n"
+
+
+def on_page_markdown(markdown: str, page, config, files) -> str:
+    """Replace the output markers by real outputs, then check the figures quoted in prose."""
+    outputs: list[str] = []
+
+    def example(match: re.Match) -> str:
+        outputs.append(example_output(match.group("name")))
+        return _fenced(outputs[-1]).rstrip("\n")
+
+    markdown = EXAMPLE_OUTPUT.sub(example, markdown)
+    if RUN_BLOCK.search(markdown):
+        scratch = _scratch_directory()
+
+        def run_block(match: re.Match) -> str:
+            texts = [run_command(line.group("command"), scratch) for line in RUN_LINE.finditer(match.group(0))]
+            outputs.extend(texts)
+            return _fenced("\n".join(texts))
+
+        markdown = RUN_BLOCK.sub(run_block, markdown)
+
+    def figure(match: re.Match) -> str:
+        quoted = match.group("figure")
+        pattern = re.compile(r"(?<![\w.])" + re.escape(quoted) + r"(?![\d])")
+        if not any(pattern.search(output) for output in outputs):
+            raise PluginError(
+                f"{page.file.src_uri}: the figure {quoted!r} quoted in the text appears in none of the "
+                "outputs shown on that page: the examples now print something else; update the text."
+            )
+        return quoted
+
+    return FIGURE.sub(figure, markdown)

@@ -1,0 +1,60 @@
+"""The docs' output hook (docs/hooks/outputs.py): outputs come from real runs, quoted figures
+must appear in them. The site itself is built by ``make docs`` (mkdocs build --strict)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from mkdocs.exceptions import PluginError
+
+HOOK = Path(__file__).resolve().parent.parent / "docs" / "hooks" / "outputs.py"
+
+
+@pytest.fixture
+def hook(tmp_path, monkeypatch):
+    spec = importlib.util.spec_from_file_location("docs_outputs_hook", HOOK)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setattr(module, "LOGS", tmp_path / "logs")
+    monkeypatch.setattr(module, "TRANSCRIPTS", tmp_path / "logs" / "transcripts")
+    (tmp_path / "logs" / "transcripts").mkdir(parents=True)
+    yield module
+    module.on_post_build(None)
+
+
+def _render(hook, markdown: str) -> str:
+    page = SimpleNamespace(file=SimpleNamespace(src_uri="page.md"))
+    return hook.on_page_markdown(markdown, page, None, None)
+
+
+def test_example_output_and_quoted_figures(hook):
+    (hook.TRANSCRIPTS / "demo.txt").write_text("gap 0.3625 after 32 steps (72.5%)\n")
+    text = _render(hook, "<!-- example-output: demo -->\n\nThe gap is {{ 0.3625 }}, or {{72.5%}}.\n")
+    assert text == "```text\ngap 0.3625 after 32 steps (72.5%)\n```\n\nThe gap is 0.3625, or 72.5%.\n"
+    assert "`{{ 1 }}`" in _render(hook, "written `{{ 1 }}` in code\n")  # code is left alone
+
+
+@pytest.mark.parametrize("figure", ["0.362", "0.36", "3625", "0.3626"])
+def test_a_figure_not_in_the_outputs_fails_the_build(hook, figure):
+    (hook.TRANSCRIPTS / "demo.txt").write_text("gap 0.3625\n")
+    with pytest.raises(PluginError, match=f"'{figure}'"):
+        _render(hook, f"<!-- example-output: demo -->\n\nThe gap is {{{{ {figure} }}}}.\n")
+
+
+def test_missing_transcript_names_the_fix(hook):
+    with pytest.raises(PluginError, match="make examples"):
+        _render(hook, "<!-- example-output: nothing -->\n")
+
+
+def test_commands_run_for_real(hook):
+    text = _render(hook, "<!-- run: bn-inspect summary empty -->\n<!-- run: bn-inspect summary logs | head -1 -->\n")
+    lines = text.splitlines()
+    assert lines[:2] == ["```text", "$ bn-inspect summary empty"]
+    assert lines[2].startswith("bn-inspect: error: logdir 'empty' holds no event files")
+    assert lines[3] == "(exit code 2)"
+    assert lines[4] == "$ bn-inspect summary logs | head -1"
+    assert lines[5].startswith("bn-inspect: error: logdir 'logs' holds no event files")
+    assert lines[6] == "```"
