@@ -4,6 +4,7 @@ must appear in them. The site itself is built by ``make docs`` (mkdocs build --s
 from __future__ import annotations
 
 import importlib.util
+import re
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -58,3 +59,36 @@ def test_commands_run_for_real(hook):
     assert lines[4] == "$ bn-inspect summary logs | head -1"
     assert lines[5].startswith("bn-inspect: error: logdir 'logs' holds no event files")
     assert lines[6] == "```"
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "bn_inspect/stats.py",
+        "tests/test_cli.py::test_cli_never_imports_tensorflow_or_keras",
+        "tb_plugin/static/",
+        "examples/screenshots/*.png",
+        "bn_inspect.stats.merge_moments",
+        "bn_inspect.recalibrate(model, x_train)",
+        "bn_inspect.doctor.thresholds",
+        "bn_inspect/max_population_mean_gap",  # a scalar tag, not a path
+        "model.fit(x, y)",
+    ],
+)
+def test_code_that_exists_passes(hook, code):
+    assert hook.code_reference_error(code) is None
+    assert _render(hook, f"See `{code}`.\n") == f"See `{code}`.\n"
+
+
+@pytest.mark.parametrize(
+    ("code", "reason"),
+    [
+        ("bn_inspect/doctor.py", "no such file"),
+        ("tests/test_cli.py::test_that_was_renamed", "has no test_that_was_renamed"),
+        ("bn_inspect.stats.merge_momentz", "bn_inspect/stats.py has no merge_momentz"),
+        ("bn_inspect.statz.merge_moments", "bn_inspect/__init__.py has no statz"),
+    ],
+)
+def test_code_that_does_not_exist_fails_the_build(hook, code, reason):
+    with pytest.raises(PluginError, match=re.escape(reason)):
+        _render(hook, f"See `{code}`.\n\n```python\n`{code}` in a code block is not checked\n```\n")

@@ -14,7 +14,10 @@ Markers in the pages' Markdown, replaced at build time:
   from what the examples print.
 
 It also publishes ``examples/screenshots/*.png`` as ``img/*.png`` (no copies in ``docs/``),
-and fails the build, naming the fix, when the examples' transcripts are missing.
+fails the build, naming the fix, when the examples' transcripts are missing, and checks the
+code the pages name in inline code: a file path (``bn_inspect/stats.py``, ``tests/x.py::name``,
+``tb_plugin/static/``) must exist, and a dotted name (``bn_inspect.stats.merge_moments``) must
+lead to a module that mentions its next part, so a renamed module or function fails the build.
 """
 
 from __future__ import annotations
@@ -40,6 +43,11 @@ EXAMPLE_OUTPUT = re.compile(r"^<!-- example-output: (?P<name>[\w-]+) -->$", re.M
 RUN_BLOCK = re.compile(r"^(?:<!-- run: .+ -->\n?)+", re.MULTILINE)
 RUN_LINE = re.compile(r"<!-- run: (?P<command>.+?) -->")
 HEAD = re.compile(r"\s*\|\s*head -(?P<lines>\d+)$")
+INLINE_CODE = re.compile(r"(?<!`)`([^`\n]+)`(?!`)")
+FENCED = re.compile(r"^```.*?^```", re.MULTILINE | re.DOTALL)
+CODE_PATH = re.compile(r"^(?:bn_inspect|tb_plugin|tests|examples|bench|docs)/[\w/*.-]*(?:\.\w+|/)(?:::(?P<name>\w+))?$")
+DOTTED_NAME = re.compile(r"^(?P<name>(?:bn_inspect|tb_plugin)(?:\.\w+)+)")
+NOT_CODE = {"bn_inspect.parquet"}  # a file name (bn-inspect export's default output)
 FIGURE = re.compile(r"(?<!`)\{\{\s*(?P<figure>[^{}`]+?)\s*\}\}(?!`)")  # not in `code`
 
 
@@ -107,8 +115,38 @@ def _fenced(text: str) -> str:
     return f"```text\n{text}\n```\n"
 
 
+def code_reference_error(code: str) -> str | None:
+    """Why the file path or dotted name in ``code`` does not exist; ``None`` when it does."""
+    path = CODE_PATH.match(code)
+    if path:
+        files = sorted(ROOT.glob(code.split("::")[0].rstrip("/")))
+        if not files:
+            return f"`{code}`: no such file or directory"
+        name = path.group("name")
+        if name and not re.search(rf"\b{name}\b", files[0].read_text(encoding="utf-8")):
+            return f"`{code}`: {files[0].relative_to(ROOT)} has no {name}"
+        return None
+    dotted = DOTTED_NAME.match(code)
+    if not dotted or dotted.group("name") in NOT_CODE:
+        return None
+    parts = dotted.group("name").split(".")
+    for end in range(len(parts), 0, -1):  # the longest prefix that is a module
+        base = ROOT.joinpath(*parts[:end])
+        module = base / "__init__.py" if base.is_dir() else base.with_suffix(".py")
+        if module.is_file():
+            if end < len(parts) and not re.search(rf"\b{parts[end]}\b", module.read_text(encoding="utf-8")):
+                return f"`{code}`: {module.relative_to(ROOT)} has no {parts[end]}"
+            return None
+    return f"`{code}`: no such module"
+
+
 def on_page_markdown(markdown: str, page, config, files) -> str:
-    """Replace the output markers by real outputs, then check the figures quoted in prose."""
+    """Replace the output markers by real outputs, check the figures quoted in prose and the
+    code named in inline code."""
+    prose = FENCED.sub("", markdown)
+    errors = [error for code in INLINE_CODE.findall(prose) if (error := code_reference_error(code))]
+    if errors:
+        raise PluginError(f"{page.file.src_uri} names code that does not exist: " + "; ".join(errors))
     outputs: list[str] = []
 
     def example(match: re.Match) -> str:
