@@ -64,6 +64,8 @@ def schema_summary() -> dict:
         "timelines": {"epoch": schema.TIMELINE_EPOCH, "batch": schema.TIMELINE_BATCH},
         "percentiles": list(PERCENTILES),
         "views": [{"id": view, "title": doctor.VIEW_TITLES[view]} for view in doctor.VIEWS],
+        "max_compared_runs": MAX_COMPARED_RUNS,
+        "match_modes": list(alignment.MATCH_MODES),
     }
 
 

@@ -356,7 +356,19 @@ def test_findings_panel_opens_the_view_run_and_layer(page, tab, browser_logdir):
         tuple(items.nth(i).get_attribute(a) for a in ("data-finding", "data-run", "data-layer"))
         for i in range(items.count())
     ]
-    assert listed == [(f.id, f.run, f.layer or "") for f in expected]
+    # The same check on the same layer in several runs is one entry, expanding to each run's.
+    clusters: dict[tuple, list] = {}
+    for finding in expected:
+        clusters.setdefault((finding.severity, finding.id, finding.layer or ""), []).append(finding)
+    assert listed == [(f.id, f.run, f.layer or "") for found in clusters.values() for f in found]
+    shared = panel.locator("details.bn-finding-shared")
+    assert [
+        (shared.nth(i).get_attribute("data-finding"), shared.nth(i).get_attribute("data-slot"))
+        for i in range(shared.count())
+    ] == [(key[1], key[2]) for key, found in clusters.items() if len(found) > 1]
+    for i in range(shared.count()):
+        runs = int(shared.nth(i).get_attribute("data-runs"))
+        assert f"in {runs} runs" in shared.nth(i).locator("summary").text_content()
 
     for target in (
         next(f for f in expected if (f.run, f.layer) == (FROZEN_RUN, FROZEN_LAYER)),
@@ -364,8 +376,11 @@ def test_findings_panel_opens_the_view_run_and_layer(page, tab, browser_logdir):
     ):
         group = panel.locator(f"details[data-severity={target.severity}]")
         if group.get_attribute("open") is None:
-            group.locator("summary").click()
+            group.locator(":scope > summary").click()
         item = panel.locator(f".bn-finding[data-finding={target.id}][data-run={target.run}][data-layer={target.layer}]")
+        cluster = panel.locator("details.bn-finding-shared").filter(has=item)
+        if cluster.count() and cluster.get_attribute("open") is None:
+            cluster.locator(":scope > summary").click()
         text = item.text_content()
         assert target.title in text and target.fix in text and f"run {target.run} · layer {target.layer}" in text
         assert all(key.replace("_", " ") in text for key in target.evidence)  # evidence figures, labelled

@@ -5,6 +5,7 @@
 
 import {MISSING_RGB, NONFINITE_RGB, VIRIDIS_LUT} from "./colors.js";
 import {el, formatNumber} from "./dom.js";
+import {themeColor} from "./theme.js";
 
 const MARGIN = {top: 10, right: 120, bottom: 44, left: 60};
 const EXACT_RANGE_CELLS = 20000; // above this, the colour range is the 0.5-99.5th percentile
@@ -144,7 +145,8 @@ export class Heatmap {
     this.canvas.style.height = `${this.height}px`;
     const context = this.canvas.getContext("2d");
     context.setTransform(ratio, 0, 0, ratio, 0, 0);
-    context.fillStyle = "#ffffff";
+    this.ink = themeColor(this.root, "--bn-axis", "#424242");
+    context.fillStyle = themeColor(this.root, "--bn-surface", "#ffffff");
     context.fillRect(0, 0, width, this.height);
     const plot = (this.plot = this.layout(context, width));
     context.imageSmoothingEnabled = false;
@@ -159,7 +161,7 @@ export class Heatmap {
   drawAxes(context, plot) {
     const {rows, cols, colLabels, rowLabels} = this.data;
     const {xLabel, yLabel} = this.labels;
-    context.fillStyle = "#424242";
+    context.fillStyle = this.ink;
     context.font = "11px sans-serif";
     context.textAlign = "center";
     context.textBaseline = "top";
@@ -206,7 +208,7 @@ export class Heatmap {
     }
     context.strokeStyle = "#9e9e9e";
     context.strokeRect(x - 0.5, plot.y - 0.5, barWidth + 1, barHeight + 1);
-    context.fillStyle = "#424242";
+    context.fillStyle = this.ink;
     context.font = "11px sans-serif";
     context.textAlign = "left";
     context.textBaseline = "middle";
@@ -220,7 +222,7 @@ export class Heatmap {
       context.fillStyle = `rgb(${rgb.join(",")})`;
       context.fillRect(x, y, barWidth, 12);
       context.strokeRect(x - 0.5, y - 0.5, barWidth + 1, 13);
-      context.fillStyle = "#424242";
+      context.fillStyle = this.ink;
       context.fillText(text, x + barWidth + 5, y + 6);
     });
     context.save();

@@ -1,12 +1,15 @@
 // Entry point of the "BN Inspect" tab: TensorBoard's iframe imports this module and calls
 // render(). Holds the Findings panel, the shared run/layer picker and switches between the
-// four views.
+// four views. The layer picker lists slots: the layers of the selected runs that are the same
+// layer (the plugin's alignment route, bn_inspect.alignment), each with how it was matched.
 
 import {clearCache, api} from "./model.js";
 import {el, message, select} from "./dom.js";
 import {runColor} from "./colors.js";
 import {frozenBadge, nonfiniteBadge} from "./badges.js";
 import {findingKey, findingsPanel} from "./panel_findings.js";
+import {runPicker} from "./run_picker.js";
+import {followTheme} from "./theme.js";
 import {renderRuns} from "./view_runs.js";
 import {renderEpochs} from "./view_epochs.js";
 import {renderCompare} from "./view_compare.js";
@@ -19,7 +22,13 @@ const MAX_DEFAULT_RUNS = 8;
 
 // `focus`: what the finding opened last points at ({run, quantity, step}), applied once by the
 // view it opens; `finding`: its key, to mark it in the panel.
-const state = {overview: null, selected: new Set(), known: new Set(), layer: null, view: null, focus: null, finding: null};
+// `layer`: the picked slot's name; `pendingLayer`: a run's layer path to pick once the alignment
+// is known ({run, path}); `match`: the alignment's mode; `filter`: the run filter's pattern.
+const state = {
+  overview: null, selected: new Set(), known: new Set(), layer: null, view: null, focus: null, finding: null,
+  alignment: null, pendingLayer: null, match: "auto", filter: "",
+};
+const MATCH_LABELS = {auto: "auto (path, name, position)", path: "identical path only", position: "position only"};
 
 function addStylesheet(path) {
   document.head.append(el("link", {rel: "stylesheet", href: new URL(path, import.meta.url).toString()}));
@@ -34,13 +43,20 @@ function selectedRuns() {
   return state.overview.runs.filter((run) => state.selected.has(run.run));
 }
 
-/** Layer paths of the selected runs, in model order of the first run that has each. */
-function layersOf(runs) {
-  const paths = [];
-  for (const run of runs) {
-    for (const layer of run.layers) if (!paths.includes(layer.path)) paths.push(layer.path);
-  }
-  return paths;
+/** The slots of the current alignment (empty while there is none). */
+function slots() {
+  return state.alignment?.slots ?? [];
+}
+
+function currentSlot() {
+  return slots().find((slot) => slot.name === state.layer) ?? null;
+}
+
+/** How a slot was matched, as the picker says it ("" for identical paths). */
+function matchText(slot) {
+  const runs = Object.keys(slot.layers);
+  if (slot.how === "unmatched") return state.selected.size > 1 ? `only in ${runs[0]}` : "";
+  return slot.how === "path" ? "" : slot.description;
 }
 
 function colorOf(runName) {
@@ -62,48 +78,65 @@ function emptyState(app) {
 }
 
 function picker(app) {
-  const runs = state.overview.runs.map((run) => {
-    const box = el("input", {type: "checkbox"});
-    box.checked = state.selected.has(run.run);
-    box.addEventListener("change", () => {
-      if (box.checked) state.selected.add(run.run);
-      else state.selected.delete(run.run);
+  const runs = runPicker({
+    runs: state.overview.runs.map((run) => run.run),
+    selected: state.selected,
+    filter: state.filter,
+    colorOf,
+    onFilter: (text) => (state.filter = text),
+    onSelect: (names, checked, only = false) => {
+      if (only) state.selected = new Set(names);
+      else for (const name of names) checked ? state.selected.add(name) : state.selected.delete(name);
       draw(app);
-    });
-    return el("label", {class: "bn-run", dataset: {run: run.run}}, [
-      box,
-      el("span", {class: "bn-swatch", style: {background: colorOf(run.run)}}),
-      el("span", {text: run.run}),
-    ]);
+    },
   });
-  const layers = layersOf(selectedRuns());
-  if (!layers.includes(state.layer)) state.layer = layers[0] ?? null;
-  const marks = new Map(layers.map((path) => [path, layerMarks(path)]));
-  const options = layers.map((path) => {
-    const {frozen, nonfinite} = marks.get(path);
-    return [path, [path, frozen.length ? "frozen" : null, nonfinite.length ? "⚠ non-finite" : null].filter(Boolean).join("  ·  ")];
+  const marks = new Map(slots().map((slot) => [slot.name, layerMarks(slot)]));
+  const options = slots().map((slot) => {
+    const {frozen, nonfinite} = marks.get(slot.name);
+    const parts = [slot.name, matchText(slot), frozen.length ? "frozen" : null, nonfinite.length ? "⚠ non-finite" : null];
+    return [slot.name, parts.filter(Boolean).join("  ·  ")];
   });
-  const layerSelect = select(options, state.layer, (path) => {
-    state.layer = path;
+  const layerSelect = select(options, state.layer, (name) => {
+    state.layer = name;
     draw(app);
   }, {dataset: {picker: "layer"}});
+  const matchSelect = select(Object.entries(MATCH_LABELS), state.match, (mode) => {
+    state.match = mode;
+    draw(app);
+  }, {dataset: {picker: "match"}, title: "How layers of different runs are matched (bn_inspect.align)"});
+  const slot = currentSlot();
   const current = marks.get(state.layer) ?? {frozen: [], nonfinite: []};
   return el("div", {class: "bn-picker"}, [
-    el("div", {class: "bn-runs"}, [el("span", {class: "bn-picker-title", text: "Runs"}), ...runs]),
-    el("label", {class: "bn-field"}, [el("span", {class: "bn-picker-title", text: "Layer"}), layerSelect]),
-    el("span", {class: "bn-badges", dataset: {picker: "badges"}}, [
-      current.frozen.length ? frozenBadge(current.frozen) : null,
-      current.nonfinite.length ? nonfiniteBadge(current.nonfinite) : null,
+    runs,
+    el("div", {class: "bn-controls"}, [
+      el("label", {class: "bn-field"}, [el("span", {class: "bn-picker-title", text: "Layer"}), layerSelect]),
+      el("label", {class: "bn-field"}, [el("span", {class: "bn-picker-title", text: "Match"}), matchSelect]),
+      slot ? slotNote(slot) : null,
+      el("span", {class: "bn-badges", dataset: {picker: "badges"}}, [
+        current.frozen.length ? frozenBadge(current.frozen) : null,
+        current.nonfinite.length ? nonfiniteBadge(current.nonfinite) : null,
+      ]),
     ]),
   ]);
 }
 
-/** Which selected runs have `path` frozen, and which had non-finite channels in it. */
-function layerMarks(path) {
+/** How the picked slot was matched, with every run's path on hover. */
+function slotNote(slot) {
+  const paths = Object.entries(slot.layers).map(([run, layer]) => `${run}: ${layer.path} (${layer.how})`);
+  const runs = paths.length;
+  const text = slot.how === "unmatched"
+    ? `unmatched, only in ${Object.keys(slot.layers)[0]}${slot.why ? `: ${slot.why}` : ""}`
+    : `${slot.description} · in ${runs} of ${state.selected.size} runs`;
+  return el("span", {class: "bn-matched", dataset: {picker: "matched", how: slot.how}, title: paths.join("\n"), text});
+}
+
+/** Which selected runs have the slot's layer frozen, and which had non-finite channels in it. */
+function layerMarks(slot) {
   const frozen = [];
   const nonfinite = [];
   for (const run of selectedRuns()) {
-    const entry = run.layers.find((l) => l.path === path);
+    const path = slot.layers[run.run]?.path;
+    const entry = path === undefined ? null : run.layers.find((l) => l.path === path);
     if (entry?.frozen) frozen.push(run.run);
     if (entry?.nonfinite) nonfinite.push({run: run.run, summary: entry.nonfinite});
   }
@@ -142,10 +175,13 @@ async function drawView(content) {
   const focus = state.focus;
   state.focus = null;
   try {
+    const slot = currentSlot();
     await view.render(pane, {
       runs,
-      layers: layersOf(runs),
+      slots: slots(),
+      slot,
       layer: state.layer,
+      pathOf: (run) => slot?.layers[run]?.path ?? null,
       schema: state.overview.schema,
       refresh: () => drawView(content),
       colorOf,
@@ -166,12 +202,26 @@ function measureShown(id, start) {
   requestAnimationFrame(() => setTimeout(() => performance.measure(`bn-inspect:${id}`, {start}), 0));
 }
 
-function draw(app) {
-  app.replaceChildren();
+let drawing = 0; // the latest draw; an older one still waiting for its alignment gives up
+
+/** Redraw the tab: ask the alignment of the selected runs, then panel, picker and view. */
+async function draw(app) {
+  const token = ++drawing;
+  for (const pane of app.querySelectorAll(".bn-pane")) pane.dataset.status = "stale";
   if (!state.overview.runs.length) {
-    app.append(emptyState(app));
+    app.replaceChildren(emptyState(app));
     return;
   }
+  let problem = null;
+  try {
+    const names = selectedRuns().map((run) => run.run);
+    state.alignment = names.length ? await api.alignment(names, state.match) : null;
+  } catch (error) {
+    state.alignment = null;
+    problem = message(`Could not align the runs' layers: ${error.message}`, "error");
+  }
+  if (token !== drawing) return;
+  pickLayer();
   if (!views().some((view) => view.id === state.view)) state.view = views()[0].id;
   const content = el("main", {class: "bn-view", dataset: {view: state.view}});
   const findings = state.selected.size
@@ -180,10 +230,22 @@ function draw(app) {
       viewTitle: (id) => views().find((v) => v.id === id)?.title ?? null,
       onOpen: (finding) => openFinding(app, finding),
       active: state.finding,
+      slotOf: (run, path) => slots().find((slot) => slot.layers[run]?.path === path)?.name ?? null,
     })
     : null;
-  app.append(...[findings, tabs(app), picker(app), content].filter(Boolean));
+  app.replaceChildren(...[findings, tabs(app), picker(app), problem, content].filter(Boolean));
   drawView(content);
+}
+
+/** Keep the picked slot when it still exists; else the slot of a finding's layer, or the first. */
+function pickLayer() {
+  const pending = state.pendingLayer;
+  state.pendingLayer = null;
+  if (pending) {
+    const slot = slots().find((s) => s.layers[pending.run]?.path === pending.path);
+    if (slot) state.layer = slot.name;
+  }
+  if (!slots().some((slot) => slot.name === state.layer)) state.layer = slots()[0]?.name ?? null;
 }
 
 /** Outline the chart of the quantity a finding points at, and bring it into view. */
@@ -199,7 +261,7 @@ function markFocus(pane, focus) {
 function openFinding(app, finding) {
   if (views().some((v) => v.id === finding.view)) state.view = finding.view;
   state.selected.add(finding.run);
-  if (finding.layer) state.layer = finding.layer;
+  if (finding.layer) state.pendingLayer = {run: finding.run, path: finding.layer};
   state.focus = {run: finding.run, layer: finding.layer, quantity: finding.quantity, step: finding.step};
   state.finding = findingKey(finding);
   draw(app);
@@ -241,5 +303,7 @@ export async function render(host = null, options = {}) {
   if (options.view) state.view = options.view;  // checked against the views once they are known
   const app = el("div", {class: "bn-app"});
   (host ?? document.body).append(app);
+  // Follow TensorBoard's dark mode; charts read their colours when drawn, so redraw on a switch.
+  followTheme(host ? [app] : [app, document.body], () => state.overview && draw(app));
   await load(app, options.runs);
 }

@@ -3,6 +3,7 @@
 import uPlot from "./vendor/uplot/uPlot.esm.js";
 import {withAlpha} from "./colors.js";
 import {el} from "./dom.js";
+import {themeColor} from "./theme.js";
 
 const toPlain = (values) => Array.from(values, (v) => (Number.isFinite(v) ? v : null));
 // Tick steps for an x axis of whole numbers (epochs, channels): never 0.25 of an epoch.
@@ -53,6 +54,7 @@ export function lineChart({xLabel, yLabel, series, height = 230, bandLabels = ["
       plot.setSize({width, height});
       return;
     }
+    const axis = {stroke: themeColor(root, "--bn-axis", "#424242"), grid: {stroke: themeColor(root, "--bn-grid", "#eeeeee")}};
     plot = new uPlot(
       {
         width,
@@ -61,8 +63,8 @@ export function lineChart({xLabel, yLabel, series, height = 230, bandLabels = ["
         bands,
         scales: {x: {time: false}},
         axes: [
-          {label: xLabel, labelSize: 20, stroke: "#424242", grid: {stroke: "#eeeeee"}, incrs: integerX ? INTEGER_INCRS : undefined},
-          {label: yLabel, labelSize: 20, size: 64, stroke: "#424242", grid: {stroke: "#eeeeee"}},
+          {label: xLabel, labelSize: 20, ...axis, incrs: integerX ? INTEGER_INCRS : undefined},
+          {label: yLabel, labelSize: 20, size: 64, ...axis},
         ],
         legend: {live: true, markers: {fill: (_, i) => uSeries[i].stroke}},
       },

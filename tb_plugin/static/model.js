@@ -59,6 +59,9 @@ export const api = {
   series: (run, layer, quantity, timeline) =>
     getPayload("series", [["run", run], ["layer", layer], ["quantity", quantity], ["timeline", timeline]]),
   compare: (runs, layer) => getPayload("compare", [...runs.map((run) => ["run", run]), ["layer", layer]]),
+  // One aligned slot across runs: `pairs` = [[run, its layer path], ...].
+  compareSlot: (pairs) => getPayload("compare", pairs.flatMap(([run, path]) => [["run", run], ["layer", path]])),
+  alignment: (runs, match) => getJson("alignment", [...runs.map((run) => ["run", run]), ["match", match]]),
   modes: (run) => getPayload("modes", [["run", run]]),
   layerStep: (run, layer, step) =>
     getPayload("layer_step", [["run", run], ["layer", layer], ["step", step]]),

@@ -1,12 +1,15 @@
 // The Findings panel on top of every view: what bn_inspect.doctor finds in the selected runs,
 // grouped by severity with counts; each finding shows its title, run, layer, evidence figures
-// and fix, and clicking it opens the view, run and layer that show it.
+// and fix, and clicking it opens the view, run and layer that show it. The same finding in
+// several runs (same check, same aligned layer slot) is one entry "… in N runs", expandable to
+// each run's finding: a sweep of 200 runs does not repeat it 200 times.
 
 import {api} from "./model.js";
 import {el, formatNumber, label, message} from "./dom.js";
 
 const TITLES = {error: "Errors", warning: "Warnings", info: "Info"};
 const open = new Set(["error"]); // severity groups shown expanded; kept across redraws
+const openShared = new Set(); // keys of the shared findings shown expanded
 
 function evidenceText(value) {
   if (Array.isArray(value)) return value.map(evidenceText).join(", ") || "—";
@@ -50,13 +53,53 @@ function findingItem(finding, {viewTitle, onOpen, active}) {
   return item;
 }
 
+/** Findings of one severity in clusters of the same check on the same layer slot (the same
+ * layer path when the layer is in no slot), in the order each cluster first appears. */
+function clusters(items, slotOf) {
+  const byKey = new Map();
+  for (const finding of items) {
+    const where = finding.layer ? (slotOf(finding.run, finding.layer) ?? finding.layer) : "";
+    const key = [finding.id, where].join("\u0000");
+    if (!byKey.has(key)) byKey.set(key, {key, where, findings: []});
+    byKey.get(key).findings.push(finding);
+  }
+  return [...byKey.values()];
+}
+
+/** One entry for a finding shared by several runs, expandable to each run's finding. */
+function sharedItem({key, where, findings}, context) {
+  const [first] = findings;
+  const sameTitle = findings.every((f) => f.title === first.title);
+  const target = context.viewTitle(first.view);
+  const details = el("details", {class: "bn-finding-shared", dataset: {finding: first.id, slot: where, runs: String(findings.length)}}, [
+    el("summary", {}, [
+      el("div", {class: "bn-finding-summary"}, [
+        el("div", {class: "bn-finding-head"}, [
+          el("span", {class: `bn-severity bn-${first.severity}`, text: first.severity}),
+          el("span", {class: "bn-finding-title", text: sameTitle ? first.title : `${first.title} (in ${first.run}; figures differ by run)`}),
+          el("span", {class: "bn-runs-count", text: `in ${findings.length} runs`}),
+          target ? el("span", {class: "bn-finding-view", text: `→ ${target}`}) : null,
+        ]),
+        el("div", {class: "bn-finding-where", text: [where ? `layer ${where}` : "whole run", `runs ${findings.map((f) => f.run).join(", ")}`].join(" · ")}),
+        el("div", {class: "bn-fix"}, [el("span", {class: "bn-fix-key", text: "Fix"}), first.fix]),
+      ]),
+    ]),
+    el("ul", {class: "bn-finding-runs"}, findings.map((finding) => findingItem(finding, context))),
+  ]);
+  details.open = openShared.has(key) || findings.some((f) => findingKey(f) === context.active);
+  details.addEventListener("toggle", () => (details.open ? openShared.add(key) : openShared.delete(key)));
+  return el("li", {class: "bn-finding-cluster"}, [details]);
+}
+
 function group(severity, items, context) {
+  const entries = clusters(items, context.slotOf).map((cluster) =>
+    cluster.findings.length > 1 ? sharedItem(cluster, context) : findingItem(cluster.findings[0], context));
   const details = el("details", {class: "bn-findings-group", dataset: {severity}}, [
     el("summary", {}, [
       el("span", {class: `bn-severity bn-${severity}`, text: String(items.length)}),
       `${TITLES[severity] ?? severity}`,
     ]),
-    el("ul", {}, items.map((finding) => findingItem(finding, context))),
+    el("ul", {}, entries),
   ]);
   details.open = open.has(severity);
   details.addEventListener("toggle", () => (details.open ? open.add(severity) : open.delete(severity)));
@@ -66,9 +109,10 @@ function group(severity, items, context) {
 /**
  * The panel for `runs` (names); it fills in when the /findings answer arrives.
  * `viewTitle(id)` names a view (null when the tab has none), `onOpen(finding)` opens it,
- * `active` is the findingKey of the finding opened last.
+ * `active` is the findingKey of the finding opened last, `slotOf(run, path)` names the aligned
+ * layer slot of a run's layer (null when none).
  */
-export function findingsPanel({runs, viewTitle, onOpen, active}) {
+export function findingsPanel({runs, viewTitle, onOpen, active, slotOf = () => null}) {
   const body = el("div", {class: "bn-findings-body", text: "Checking the selected runs…"});
   const counts = el("span", {class: "bn-findings-counts"});
   const root = el("section", {class: "bn-findings", dataset: {panel: "findings", status: "loading"}}, [
@@ -80,7 +124,7 @@ export function findingsPanel({runs, viewTitle, onOpen, active}) {
     body,
   ]);
   api.findings(runs).then((answer) => {
-    const context = {viewTitle, onOpen, active};
+    const context = {viewTitle, onOpen, active, slotOf};
     const groups = answer.severities
       .map((severity) => [severity, answer.findings.filter((f) => f.severity === severity)])
       .filter(([, items]) => items.length);
@@ -90,7 +134,8 @@ export function findingsPanel({runs, viewTitle, onOpen, active}) {
       ? groups.map(([severity, items]) => group(severity, items, context))
       : [el("p", {class: "bn-caption", text: "No findings: nothing in the selected runs needs a fix."})]));
     const opened = body.querySelector(".bn-finding.bn-active");
-    if (opened) opened.parentElement.scrollTop = opened.offsetTop - opened.parentElement.offsetTop - 4;
+    const list = opened?.closest(".bn-findings-group > ul");
+    if (list) list.scrollTop = opened.offsetTop - list.offsetTop - 4;
   }).catch((error) => {
     body.replaceChildren(message(`Could not check the runs: ${error.message}`, "error"));
   }).finally(() => {

@@ -1,5 +1,6 @@
-// View 3, "Runs compared": one layer across the selected runs — channel summaries over
-// epochs, the initializer's remaining weight, and the distance between runs.
+// View 3, "Runs compared": one layer slot across the selected runs (each run's own layer of the
+// slot, however it is named) — channel summaries over epochs, the initializer's remaining
+// weight, and the distance between runs.
 
 import {lineChart} from "./lines.js";
 import {api} from "./model.js";
@@ -8,11 +9,24 @@ import {PALETTE} from "./colors.js";
 
 const DASHES = [undefined, [6, 4], [2, 3], [10, 3, 2, 3]];
 
-export async function renderCompare(container, {runs, layer, schema, colorOf}) {
-  const {meta, arrays} = await api.compare(runs.map((r) => r.run), layer);
+export async function renderCompare(container, {runs, slot, layer, pathOf, schema, colorOf}) {
+  if (!slot) {
+    container.append(message("The selected runs have no BatchNormalization layer."));
+    return;
+  }
+  const holding = runs.filter((r) => pathOf(r.run) !== null);
+  const missing = runs.filter((r) => pathOf(r.run) === null).map((r) => r.run);
+  const limit = schema.max_compared_runs;
+  const shown = holding.slice(0, limit);
+  const {meta, arrays} = await api.compareSlot(shown.map((r) => [r.run, pathOf(r.run)]));
   const get = (name) => arrays[name]?.data;
-  const missing = meta.runs.filter((r) => !r.has_layer).map((r) => r.run);
-  if (missing.length) container.append(message(`No layer “${layer}” in: ${missing.join(", ")}.`));
+  if (missing.length) {
+    const why = slot.how === "unmatched" && slot.why ? ` (${slot.why})` : "";
+    container.append(message(`No layer of slot “${layer}” in: ${missing.join(", ")}${why}. Try another “Match” mode above.`));
+  }
+  if (holding.length > limit) {
+    container.append(message(`Showing the first ${limit} of the ${holding.length} selected runs with this layer: narrow the selection (filter, then “Only these”).`));
+  }
   const [low, high] = meta.percentiles;
   const grid = el("div", {class: "bn-grid"});
   for (const quantity of schema.variable_quantities) {
@@ -35,9 +49,11 @@ export async function renderCompare(container, {runs, layer, schema, colorOf}) {
     );
   }
   const within = meta.runs.filter((r) => r.within_epoch).map((r) => r.run);
+  const renamed = meta.runs.filter((r) => r.layer !== layer).map((r) => `${r.run}: ${r.layer}`);
   container.append(
-    el("p", {class: "bn-caption", text:
-      `Layer “${layer}” in ${meta.runs.length} run(s).` +
+    el("p", {class: "bn-caption", dataset: {caption: "slot"}, text:
+      `Layer “${layer}” in ${meta.runs.length} run(s)` +
+      (slot.how === "path" ? "." : `, ${slot.description}${renamed.length ? ` (${renamed.join(", ")})` : ""}.`) +
       (within.length ? ` Within-epoch points included for: ${within.join(", ")}.` : "")}),
     grid,
   );

@@ -29,14 +29,15 @@ function applyFocus(focus, schema) {
   if (focus.step !== null && focus.step !== undefined) [picks.epochB, picks.stepsOf] = [focus.step, schema.timelines.epoch];
 }
 
-export async function renderEpochs(container, {runs, layer, schema, refresh, colorOf, focus}) {
+export async function renderEpochs(container, {runs, layer: slotName, pathOf, schema, refresh, colorOf, focus}) {
   applyFocus(focus, schema);
   if (!runs.some((r) => r.run === picks.run)) picks.run = runs[0].run;
   const run = runs.find((r) => r.run === picks.run);
+  const layer = pathOf(run.run);  // this run's layer of the picked slot
   const entry = run.layers.find((l) => l.path === layer);
   const runPicker = field("Run", select(runs.map((r) => r.run), picks.run, (v) => ((picks.run = v), refresh()), {dataset: {control: "run"}}));
   if (!entry) {
-    container.append(el("div", {class: "bn-controls"}, [runPicker]), message(`Run “${run.run}” has no layer “${layer}”.`));
+    container.append(el("div", {class: "bn-controls"}, [runPicker]), message(`Run “${run.run}” has no layer in slot “${slotName}”.`));
     return;
   }
   const quantities = schema.channel_quantities.filter((q) => entry.quantities.includes(q));

@@ -64,7 +64,7 @@ function applyFocus(focus, schema) {
   if (focus.step !== null && focus.step !== undefined) picks.step = picks.populationStep = picks.replicaStep = focus.step;
 }
 
-export async function renderModes(container, {runs, layer, schema, refresh, colorOf, focus}) {
+export async function renderModes(container, {runs, layer: slotName, pathOf, schema, refresh, colorOf, focus}) {
   applyFocus(focus, schema);
   const answers = await Promise.all(runs.map((r) => api.modes(r.run)));
   const withData = answers.filter(({meta}) => meta.output_gap_steps.length || Object.keys(meta.gap_steps).length);
@@ -96,9 +96,10 @@ export async function renderModes(container, {runs, layer, schema, refresh, colo
   container.append(el("div", {class: "bn-grid"}, [probe, stalenessHeatmapCard(focusAnswer, schema, picks, refresh)]));
 
   const run = runs.find((r) => r.run === picks.run);
+  const layer = pathOf(run.run);  // this run's layer of the picked slot
   const entry = run.layers.find((l) => l.path === layer);
   if (!entry) {
-    container.append(message(`Run “${run.run}” has no layer “${layer}”.`));
+    container.append(message(`Run “${run.run}” has no layer in slot “${slotName}”.`));
     return;
   }
   if (!run.epochs.includes(picks.step)) picks.step = run.epochs[run.epochs.length - 1];

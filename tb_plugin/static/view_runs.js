@@ -1,6 +1,7 @@
-// View 1, "Runs & configurations": one row per run, then runs x BN layers with their config;
-// cells that differ between the selected runs are highlighted, frozen layers and layers with
-// non-finite moving statistics carry a badge.
+// View 1, "Runs & configurations": one row per run, then runs x BN layers with their config,
+// grouped by aligned layer slot (whatever each run named its layer); cells that differ between
+// the runs within a slot are highlighted, frozen layers and layers with non-finite moving
+// statistics carry a badge.
 
 import {frozenBadge, nonfiniteBadge, nonfiniteText} from "./badges.js";
 import {card, el, formatNumber} from "./dom.js";
@@ -53,7 +54,10 @@ function table(headers, rows, props) {
   ]);
 }
 
-export function renderRuns(container, {runs, layers, focus}) {
+// How a layer came into its slot, as the table says it.
+const HOW = {path: "same path", name: "by name", position: "by position", unmatched: "unmatched"};
+
+export function renderRuns(container, {runs, slots, focus}) {
   // A finding opened here marks its run's row and its layer's row (every layer: a run-level one).
   const focused = (run, layer = null) => Boolean(focus) && focus.run === run && (!layer || !focus.layer || focus.layer === layer);
   const runRows = runs.map((run) =>
@@ -66,33 +70,38 @@ export function renderRuns(container, {runs, layers, focus}) {
   );
 
   const layerRows = [];
-  for (const layer of layers) {
+  for (const slot of slots) {
     const entries = runs
-      .map((run) => ({run, entry: run.layers.find((l) => l.path === layer)}))
+      .map((run) => ({run, layer: slot.layers[run.run]}))
+      .filter(({layer}) => layer)
+      .map(({run, layer}) => ({run, layer, entry: run.layers.find((l) => l.path === layer.path)}))
       .filter(({entry}) => entry);
     const texts = entries.map(({entry}) => CONFIG_COLUMNS.map(([, value]) => (entry.config ? String(value(entry.config)) : "—")));
     const differs = CONFIG_COLUMNS.map((_, k) => new Set(texts.map((t) => t[k])).size > 1);
-    entries.forEach(({run, entry}, i) => {
+    entries.forEach(({run, layer, entry}, i) => {
       const cells = [
         el("td", {class: "bn-layer"}, [
-          layer,
+          layer.path,
           entry.frozen ? frozenBadge() : null,
           entry.nonfinite ? nonfiniteBadge([{run: run.run, summary: entry.nonfinite}]) : null,
         ]),
         el("td", {text: run.run}),
+        el("td", {class: "bn-matched", dataset: {column: "matched"}, title: slot.why ?? slot.description, text: HOW[layer.how] ?? layer.how}),
         ...texts[i].map((text, k) => el("td", {class: differs[k] ? "bn-differs" : "", text})),
         el("td", {class: entry.nonfinite ? "bn-num bn-bad" : "bn-num", dataset: {column: "nonfinite"}, text: entry.nonfinite ? nonfiniteText(entry.nonfinite) : "0"}),
         el("td", {class: "bn-num", text: formatNumber(entry.last_residual_init_weight)}),
       ];
-      const classes = [i === 0 ? "bn-group-start" : "", focused(run.run, layer) ? "bn-focus-row" : ""];
-      layerRows.push(el("tr", {class: classes.join(" ").trim(), dataset: {run: run.run, layer}}, cells));
+      const classes = [i === 0 ? "bn-group-start" : "", focused(run.run, layer.path) ? "bn-focus-row" : ""];
+      layerRows.push(el("tr", {class: classes.join(" ").trim(), dataset: {run: run.run, layer: layer.path, slot: slot.name}}, cells));
     });
   }
-  const headers = ["Layer", "Run", ...CONFIG_COLUMNS.map(([h]) => h), "Non-finite channels (max)", "Initializer weight left (momentumᵗ)"];
+  const headers = ["Layer", "Run", "Matched", ...CONFIG_COLUMNS.map(([h]) => h), "Non-finite channels (max)", "Initializer weight left (momentumᵗ)"];
   container.append(
     card(
       "BatchNormalization layers × runs",
-      "Highlighted cells differ between the selected runs (e.g. default vs Constant(0.5) initializers). " +
+      "One group of rows per layer slot: the layers of the runs taken as the same layer (Matched: same path, by name " +
+        "without Keras' numbering, or by position among layers of equal width). " +
+        "Highlighted cells differ between the runs within a slot (e.g. default vs Constant(0.5) initializers). " +
         "Initializer weight left: the share of the moving statistics still made of the initializer after the last epoch. " +
         "Hover a badge for what it means.",
       [table(headers, layerRows, {dataset: {table: "layers"}})],
