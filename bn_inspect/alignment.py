@@ -34,6 +34,8 @@ from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from bn_inspect.run_config import RunConfig
+
 PATH, NAME, POSITION, UNMATCHED = "path", "name", "position", "unmatched"
 RULES = (PATH, NAME, POSITION)  # strongest first
 MATCH_MODES = {"auto": RULES, "path": (PATH,), "position": (POSITION,)}
@@ -278,10 +280,8 @@ def _in_model_order(
 def run_layers(run: Any) -> list[tuple[str, int | None]]:
     """``[(path, channels), ...]`` of a :class:`~bn_inspect.reader.RunData`, in model order:
     the layers of its configuration record, then any others it logged."""
-    entries = (run.config or {}).get("layers", [])
-    layers = [(entry["path"], entry.get("channels")) for entry in entries]
-    known = {path for path, _ in layers}
-    return layers + [(path, None) for path in run.layers if path not in known]
+    config = run.run_config or RunConfig()
+    return [(path, config.layer(path).channels) for path in run.layer_paths]
 
 
 def align(runs: Mapping[str, Any] | Sequence[Any], match: str = "auto") -> Alignment:

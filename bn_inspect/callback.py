@@ -19,6 +19,7 @@ from bn_inspect.population import PopulationStatistics
 from bn_inspect.probe import Probe, ReplicaProbe, sample_count
 from bn_inspect.probe_data import UnusableDataError, as_probe_batch
 from bn_inspect.reader import last_logged_step
+from bn_inspect.run_config import RunConfig
 from bn_inspect.steps import StepCounter
 from bn_inspect.writer import SummaryWriter
 
@@ -300,22 +301,22 @@ class BatchNormInspector(keras.callbacks.Callback):
         model = self.model
         policy = keras.config.dtype_policy()
         strategy = getattr(model, "distribute_strategy", None)
-        return {
-            "schema_version": schema.SCHEMA_VERSION,
-            "model_name": model.name,
-            "keras_version": keras.__version__,
-            "backend": keras.backend.backend(),
-            "global_dtype_policy": getattr(policy, "name", str(policy)),
-            "batch_size": self.batch_size if self.batch_size is not None else _fit_batch_size(),
-            "steps_per_epoch": (self.params or {}).get("steps"),
-            "epochs": (self.params or {}).get("epochs"),
-            "momentum_steps_at_begin": self._iterations_at_begin,
-            "probe_samples": self._probe.samples if self._probe else 0,
-            "probe_has_dropout": bool(has_training_noise(model)) if self._probe else False,
-            "replicas": int(getattr(strategy, "num_replicas_in_sync", 1) or 1),
-            "replica_probe_shards": self._replica_probe.shard_sizes if self._replica_probe else [],
-            "layers": [layer_config(found) for found in self._layers],
-        }
+        return RunConfig(
+            schema_version=schema.SCHEMA_VERSION,
+            model_name=model.name,
+            keras_version=keras.__version__,
+            backend=keras.backend.backend(),
+            global_dtype_policy=getattr(policy, "name", str(policy)),
+            batch_size=self.batch_size if self.batch_size is not None else _fit_batch_size(),
+            steps_per_epoch=(self.params or {}).get("steps"),
+            epochs=(self.params or {}).get("epochs"),
+            momentum_steps_at_begin=self._iterations_at_begin,
+            probe_samples=self._probe.samples if self._probe else 0,
+            probe_has_dropout=bool(has_training_noise(model)) if self._probe else False,
+            replicas=int(getattr(strategy, "num_replicas_in_sync", 1) or 1),
+            replica_probe_shards=self._replica_probe.shard_sizes if self._replica_probe else [],
+            layers=tuple(layer_config(found) for found in self._layers),
+        ).to_record()
 
     # --- logging ----------------------------------------------------------------------------
     def _log_epoch_state(self, writer: SummaryWriter, step: int, include_config: bool = False) -> None:

@@ -22,6 +22,7 @@ from bn_inspect import schema, stats
 from bn_inspect.alignment import DESCRIPTIONS, Alignment
 from bn_inspect.reader import RunData
 from bn_inspect.report import describe, layer_configs
+from bn_inspect.run_config import RunConfig
 
 RUN_SCOPE = "run"  # the scope of run-level configuration fields
 ABSENT = "-"
@@ -96,7 +97,7 @@ def moving_stats_distances(
     (its reference) and each other run, or a reason text when they cannot be compared (not
     logged at that epoch, channel counts differ). Epsilon: the mean of both layers'."""
     by_name = {run.name: run for run in runs}
-    configs = {run.name: layer_configs(run) for run in runs}
+    configs = {run.name: run.run_config or RunConfig() for run in runs}
     out: dict[str, dict[str, dict[str, float] | str]] = {}
     for slot in alignment.matched:
         reference, *others = slot.runs
@@ -113,12 +114,7 @@ def moving_stats_distances(
             if np.size(mean_a) != np.size(mean_b):
                 distances[other] = f"channels differ ({np.size(mean_a)} vs {np.size(mean_b)})"
                 continue
-            epsilon = np.mean(
-                [
-                    configs[reference].get(path_a, {}).get("epsilon", 1e-3),
-                    configs[other].get(path_b, {}).get("epsilon", 1e-3),
-                ]
-            )
+            epsilon = np.mean([configs[reference].layer(path_a).epsilon, configs[other].layer(path_b).epsilon])
             distances[other] = stats.moving_stats_distance(mean_a, var_a, mean_b, var_b, float(epsilon))
         out[slot.name] = distances
     return out

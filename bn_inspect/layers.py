@@ -15,6 +15,8 @@ from typing import Any
 import keras
 import numpy as np
 
+from bn_inspect.run_config import LayerConfig
+
 
 @dataclass(frozen=True)
 class FoundLayer:
@@ -90,30 +92,30 @@ def _initializer_record(initializer: Any) -> dict:
     return {"class_name": str(serialized), "config": {}}
 
 
-def layer_config(found: FoundLayer) -> dict:
-    """The configuration record of one layer (the ``layers`` entries of the run config)."""
+def layer_config(found: FoundLayer) -> LayerConfig:
+    """The configuration of one layer (an entry of the run configuration's ``layers``)."""
     layer = found.layer
     policy = getattr(layer, "dtype_policy", None)
     trainable = bool(layer.trainable)
-    return {
-        "path": found.path,
-        "class_name": type(layer).__name__,
-        "momentum": float(layer.momentum),
-        "epsilon": float(layer.epsilon),
-        "axis": int(layer.axis),
-        "center": bool(layer.center),
-        "scale": bool(layer.scale),
-        "trainable": trainable,
-        "synchronized": bool(getattr(layer, "synchronized", False)),
-        "renorm": bool(getattr(layer, "renorm", False)),
-        "inference_mode_in_training": not trainable,
-        "channels": int(np.prod(layer.moving_mean.shape)),
-        "beta_initializer": _initializer_record(layer.beta_initializer),
-        "gamma_initializer": _initializer_record(layer.gamma_initializer),
-        "moving_mean_initializer": _initializer_record(layer.moving_mean_initializer),
-        "moving_variance_initializer": _initializer_record(layer.moving_variance_initializer),
-        "dtype_policy": getattr(policy, "name", str(policy)),
-    }
+    return LayerConfig(
+        path=found.path,
+        class_name=type(layer).__name__,
+        momentum=float(layer.momentum),
+        epsilon=float(layer.epsilon),
+        axis=int(layer.axis),
+        center=bool(layer.center),
+        scale=bool(layer.scale),
+        trainable=trainable,
+        synchronized=bool(getattr(layer, "synchronized", False)),
+        renorm=bool(getattr(layer, "renorm", False)),
+        inference_mode_in_training=not trainable,
+        channels=int(np.prod(layer.moving_mean.shape)),
+        beta_initializer=_initializer_record(layer.beta_initializer),
+        gamma_initializer=_initializer_record(layer.gamma_initializer),
+        moving_mean_initializer=_initializer_record(layer.moving_mean_initializer),
+        moving_variance_initializer=_initializer_record(layer.moving_variance_initializer),
+        dtype_policy=getattr(policy, "name", str(policy)),
+    )
 
 
 def variable_values(layer: Any) -> dict[str, np.ndarray]:

@@ -22,6 +22,7 @@ import numpy as np
 
 from bn_inspect import schema, storage
 from bn_inspect.events import is_event_file, read_events
+from bn_inspect.run_config import RunConfig, in_model_order, newest, parse
 
 
 @dataclass
@@ -51,6 +52,17 @@ class RunData:
     model: dict[str, Series] = field(default_factory=dict)  # epoch timeline
     batch_layers: dict[str, dict[str, Series]] = field(default_factory=dict)  # global-step timeline
     scalars: dict[str, Series] = field(default_factory=dict)  # plain Scalars-tab values
+
+    @property
+    def run_config(self) -> RunConfig | None:
+        """The newest run configuration, typed (``None`` without one)."""
+        return parse(self.config)
+
+    @property
+    def layer_paths(self) -> list[str]:
+        """Every BN layer of the run, configured in its newest fit or logged, in model order."""
+        config = self.run_config
+        return in_model_order(set(config.paths if config else ()) | set(self.layers), config)
 
     @property
     def epochs(self) -> np.ndarray:
@@ -153,10 +165,8 @@ def load_run(directory: str | os.PathLike | storage.Location, name: str) -> RunD
         elif kind == "scalar":
             run.scalars[quantity] = series
     run.configs.sort(key=lambda item: item[0])
-    run.config = run.configs[-1][1] if run.configs else None
-    if run.config is not None:  # order layers as the model does
-        order = {entry["path"]: i for i, entry in enumerate(run.config.get("layers", []))}
-        run.layers = dict(sorted(run.layers.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0])))
+    run.config = newest(run.configs)
+    run.layers = {path: run.layers[path] for path in in_model_order(run.layers, run.run_config)}
     return run
 
 

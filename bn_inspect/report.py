@@ -18,6 +18,7 @@ import numpy as np
 
 from bn_inspect import schema
 from bn_inspect.reader import RunData, Series
+from bn_inspect.run_config import RunConfig
 
 
 @dataclass
@@ -70,26 +71,26 @@ def _last_float(series: Series | None) -> float | None:
 
 
 def layer_configs(run: RunData) -> dict[str, dict]:
-    """The newest configuration record of each layer, by path (empty without a config)."""
-    return {entry["path"]: entry for entry in (run.config or {}).get("layers", [])}
+    """The newest configuration record of each layer as stored, by path (empty without a config)."""
+    config = run.run_config
+    return {layer.path: layer.record or layer.to_record() for layer in config.layers} if config else {}
 
 
 def summarize_run(run: RunData) -> RunSummary:
     """Last epoch, per-layer residual initializer weight and gaps, probe output gap."""
-    configs = layer_configs(run)
-    paths = list(run.layers) + [p for p in configs if p not in run.layers]
+    config = run.run_config or RunConfig()
     epochs = run.epochs
     summary = RunSummary(name=run.name, last_epoch=int(epochs[-1]) if epochs.size else None)
-    for path in paths:
-        quantities, config = run.layers.get(path, {}), configs.get(path, {})
+    for path in run.layer_paths:
+        quantities, layer = run.layers.get(path, {}), config.layer(path)
         updates = _last_float(quantities.get(schema.UPDATES))
         nonfinite = _last_float(quantities.get(schema.NONFINITE_CHANNELS))
         summary.layers.append(
             LayerSummary(
                 path=path,
-                channels=config.get("channels"),
-                momentum=config.get("momentum"),
-                frozen=config.get("trainable") is False,
+                channels=layer.channels,
+                momentum=layer.momentum,
+                frozen=layer.frozen,
                 updates=None if updates is None else int(updates),
                 residual_init_weight=_last_float(quantities.get(schema.RESIDUAL_INIT_WEIGHT)),
                 probe_mean_gap=_last_float(quantities.get(schema.PROBE_MEAN_GAP)),

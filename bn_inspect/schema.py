@@ -69,6 +69,8 @@ from typing import Any
 import numpy as np
 from tensorboard.compat.proto import summary_pb2, tensor_pb2, tensor_shape_pb2, types_pb2
 
+from bn_inspect.run_config import LAYER_FIELDS, RUN_FIELDS
+
 PLUGIN_NAME = "bn_inspect"
 SCHEMA_VERSION = 2
 
@@ -158,41 +160,9 @@ PLAIN_SCALAR_TAGS = (
     SCALAR_MAX_REPLICA_SPREAD,
 )
 
-# --- run-config record fields (JSON) --------------------------------------------------------
-CONFIG_FIELDS_RUN = (
-    "schema_version",
-    "model_name",
-    "keras_version",
-    "backend",
-    "batch_size",
-    "steps_per_epoch",
-    "epochs",
-    "initial_epoch",
-    "momentum_steps_at_begin",
-    "probe_samples",
-    "probe_has_dropout",
-    "replicas",
-    "replica_probe_shards",
-    "layers",
-)
-CONFIG_FIELDS_LAYER = (
-    "path",
-    "class_name",
-    "momentum",
-    "epsilon",
-    "axis",
-    "center",
-    "scale",
-    "trainable",
-    "synchronized",
-    "inference_mode_in_training",
-    "channels",
-    "beta_initializer",
-    "gamma_initializer",
-    "moving_mean_initializer",
-    "moving_variance_initializer",
-    "dtype_policy",
-)
+# --- run-config record fields (JSON): those of bn_inspect.run_config, which defines them ------
+CONFIG_FIELDS_RUN = RUN_FIELDS
+CONFIG_FIELDS_LAYER = LAYER_FIELDS
 
 
 # Short codes of quantities in tags. Tags are only unique names (readers never parse them),

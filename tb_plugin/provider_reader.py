@@ -26,6 +26,7 @@ from tensorboard.plugins.scalar import metadata as scalar_metadata
 
 from bn_inspect import schema
 from bn_inspect.reader import RunData, Series
+from bn_inspect.run_config import in_model_order, newest, parse
 from tb_plugin.series import dedupe_last
 
 # Points asked for per series: all of them in practice. What the server retains is set by
@@ -207,7 +208,7 @@ class ProviderReader:
     def read_with_config(self, run: RunIndex, keys: Iterable[SeriesKey]) -> tuple[dict[SeriesKey, Series], dict | None]:
         """:meth:`read` and :meth:`config` in one data-provider call."""
         series, configs = self.read_runs([run], keys)[run.name]
-        return series, configs[-1][1] if configs else None
+        return series, newest(configs)
 
     def configs(self, run: RunIndex) -> list[tuple[int, dict]]:
         """Every run-config record (one per fit) as ``(step, record)``, by step, in the order
@@ -216,8 +217,7 @@ class ProviderReader:
 
     def config(self, run: RunIndex) -> dict | None:
         """The newest run-config record (highest step, last written), or ``None``."""
-        records = self.configs(run)
-        return records[-1][1] if records else None
+        return newest(self.configs(run))
 
     def run_data(self, run: RunIndex, layer_quantities: Sequence[str], model_quantities: Sequence[str]) -> RunData:
         """``run`` as :func:`bn_inspect.load_logdir` gives it (its configs, layers in model order),
@@ -226,10 +226,9 @@ class ProviderReader:
         keys = [SeriesKey(schema.KIND_LAYER, q, layer) for layer in run.layers() for q in layer_quantities]
         keys += [SeriesKey(schema.KIND_MODEL, q) for q in model_quantities]
         data, configs = self.read_runs([run], keys)[run.name]
-        config = configs[-1][1] if configs else None
-        order = [entry.get("path") for entry in (config or {}).get("layers", [])]
+        config = newest(configs)
         layers: dict[str, dict[str, Series]] = {}
-        for layer in sorted(run.layers(), key=lambda path: (order.index(path) if path in order else len(order), path)):
+        for layer in in_model_order(run.layers(), parse(config)):
             quantities = {
                 key.quantity: s for key, s in data.items() if key.kind == schema.KIND_LAYER and key.layer == layer
             }

@@ -18,6 +18,7 @@ import numpy as np
 
 from bn_inspect import alignment, doctor, schema, stats
 from bn_inspect.reader import Series
+from bn_inspect.run_config import RunConfig, in_model_order, newest, parse
 from tb_plugin.errors import BadRequest, NotFound
 from tb_plugin.provider_reader import ProviderReader, RunIndex, SeriesKey
 from tb_plugin.series import align_rows, count_summary, merge_timelines, steps_to_epochs
@@ -80,17 +81,9 @@ def _check_layer(run: RunIndex, layer: str) -> None:
         raise NotFound(f"unknown layer {layer!r} in run {run.name!r}")
 
 
-def _ordered_layers(run: RunIndex, config: dict | None) -> list[str]:
-    """Layers in model order (from the run config), then any others sorted."""
-    present = run.layers()
-    in_config = [entry.get("path") for entry in (config or {}).get("layers", [])]
-    ordered = [path for path in in_config if path in present]
-    return ordered + [path for path in present if path not in ordered]
-
-
-def _steps_per_epoch(config: dict | None) -> int | None:
-    value = (config or {}).get("steps_per_epoch")
-    return int(value) if isinstance(value, (int, float)) and value > 0 else None
+def _typed(record: dict | None) -> RunConfig:
+    """A stored run-config record, typed (the defaults without one)."""
+    return parse(record) or RunConfig()
 
 
 def _key(quantity: str, layer: str, timeline: str = schema.TIMELINE_EPOCH) -> SeriesKey:
@@ -99,12 +92,6 @@ def _key(quantity: str, layer: str, timeline: str = schema.TIMELINE_EPOCH) -> Se
 
 def _float_or_none(value: float) -> float | None:
     return float(value) if np.isfinite(value) else None
-
-
-def _frozen(layer_config: dict | None) -> bool:
-    """Whether the layer runs in inference mode during training (``trainable=False``)."""
-    entry = layer_config or {}
-    return bool(entry.get("inference_mode_in_training", entry.get("trainable") is False))
 
 
 def runs_overview(reader: ProviderReader) -> dict:
@@ -124,17 +111,16 @@ def runs_overview(reader: ProviderReader) -> dict:
     )
     for name, run in sorted(index.items()):
         data, configs = read[name]
-        config = configs[-1][1] if configs else None
-        layers = _ordered_layers(run, config)
-        layer_configs = {entry.get("path"): entry for entry in (config or {}).get("layers", [])}
+        record = newest(configs)
+        config = _typed(record)
         layer_entries = []
-        for layer in layers:
+        for layer in in_model_order(run.layers(), config):
             residual = data.get(_key(schema.RESIDUAL_INIT_WEIGHT, layer))
             layer_entries.append(
                 {
                     "path": layer,
-                    "config": layer_configs.get(layer),
-                    "frozen": _frozen(layer_configs.get(layer)),
+                    "config": config.layer(layer).record,
+                    "frozen": config.layer(layer).frozen,
                     "nonfinite": count_summary(data.get(_key(schema.NONFINITE_CHANNELS, layer))),
                     "quantities": run.quantities(layer),
                     "batch_quantities": run.quantities(layer, schema.TIMELINE_BATCH),
@@ -153,7 +139,7 @@ def runs_overview(reader: ProviderReader) -> dict:
         runs.append(
             {
                 "run": name,
-                "config": {k: v for k, v in (config or {}).items() if k != "layers"} if config else None,
+                "config": {k: v for k, v in record.items() if k != "layers"} if record else None,
                 "epochs": epochs,
                 "layers": layer_entries,
                 "output_gap": output_gap,
@@ -178,7 +164,7 @@ def layer_series(
     series = data.get(key)
     if series is None:
         raise NotFound(f"run {run_name!r} logged no {quantity} for layer {layer!r} on the {timeline} timeline")
-    epochs = steps_to_epochs(series.steps, timeline == schema.TIMELINE_BATCH, _steps_per_epoch(config))
+    epochs = steps_to_epochs(series.steps, timeline == schema.TIMELINE_BATCH, _typed(config).steps_per_epoch)
     arrays = {"values": series.values}
     if series.values.ndim == 2:
         arrays["drift"] = stats.drift(series.values)
@@ -204,7 +190,7 @@ def _compare_one(
     """Curves of one run for ``compare_runs`` from its ``read`` series and configs; returns
     its meta and its epoch series."""
     data, configs = read
-    spe = _steps_per_epoch(configs[-1][1] if configs else None)
+    spe = _typed(newest(configs)).steps_per_epoch
     curves = COMPARED_CURVES
     epoch_series = {}
     for quantity in curves:
@@ -224,10 +210,9 @@ def _compare_one(
     return meta, epoch_series
 
 
-def _layer_list(run: RunIndex, config: dict | None) -> list[tuple[str, int | None]]:
+def _layer_list(run: RunIndex, config: RunConfig) -> list[tuple[str, int | None]]:
     """``(path, channels)`` of a run's layers in model order, for :mod:`bn_inspect.alignment`."""
-    channels = {entry.get("path"): entry.get("channels") for entry in (config or {}).get("layers", [])}
-    return [(path, channels.get(path)) for path in _ordered_layers(run, config)]
+    return [(path, config.layer(path).channels) for path in in_model_order(run.layers(), config)]
 
 
 def align_runs(reader: ProviderReader, run_names: Sequence[str], match: str = "auto") -> dict:
@@ -242,7 +227,7 @@ def align_runs(reader: ProviderReader, run_names: Sequence[str], match: str = "a
     index = reader.index(names)
     runs = [_run(index, name) for name in names]
     read = reader.read_runs(runs, [])
-    layers = {run.name: _layer_list(run, read[run.name][1][-1][1] if read[run.name][1] else None) for run in runs}
+    layers = {run.name: _layer_list(run, _typed(newest(read[run.name][1]))) for run in runs}
     return alignment.align_layers(layers, match).to_dict()
 
 
@@ -320,22 +305,21 @@ def train_vs_inference(reader: ProviderReader, run_name: str) -> tuple[dict, dic
     run = _run(reader.index([run_name]), run_name)
     gap_key = SeriesKey(schema.KIND_MODEL, schema.OUTPUT_GAP)
     keys = [gap_key] + [_key(q, layer) for q in GAP_QUANTITIES for layer in run.layers()]
-    data, config = reader.read_with_config(run, keys)
-    config = config or {}
-    layers = _ordered_layers(run, config)
-    layer_configs = {entry.get("path"): entry for entry in config.get("layers", [])}
+    data, record = reader.read_with_config(run, keys)
+    config = _typed(record)
+    layers = in_model_order(run.layers(), config)
     arrays: dict[str, np.ndarray] = {}
     meta: dict = {
         "run": run_name,
         "layers": layers,
-        "frozen": [_frozen(layer_configs.get(layer)) for layer in layers],
-        "replicas": int(config.get("replicas") or 1),
+        "frozen": [config.layer(layer).frozen for layer in layers],
+        "replicas": config.replicas,
         "output_gap_fields": list(schema.OUTPUT_GAP_FIELDS),
         "output_gap_steps": [],
         "gap_steps": {},
         "scalar_steps": {},
-        "probe_samples": config.get("probe_samples"),
-        "probe_has_dropout": bool(config.get("probe_has_dropout")),
+        "probe_samples": config.probe_samples,
+        "probe_has_dropout": config.probe_has_dropout,
     }
     gap = data.get(gap_key)
     if gap is not None and len(gap.steps):

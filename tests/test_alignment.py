@@ -32,7 +32,7 @@ def _nested() -> keras.Model:
 
 
 def _layers(model: keras.Model) -> list[tuple[str, int]]:
-    return [(found.path, layer_config(found)["channels"]) for found in find_batchnorm_layers(model)]
+    return [(found.path, layer_config(found).channels) for found in find_batchnorm_layers(model)]
 
 
 def _same_places(alignment, models: dict[str, keras.Model]) -> None:

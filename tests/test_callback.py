@@ -85,8 +85,9 @@ def test_config_record_describes_layers_and_run(tmp_path):
     assert config["model_name"] == "cfg_model"
     assert config["backend"] == keras.backend.backend() and config["keras_version"] == keras.__version__
     assert config["batch_size"] == 10 and config["steps_per_epoch"] == 5
+    assert set(config) == set(schema.CONFIG_FIELDS_RUN)  # what the schema lists is what is written
     (layer,) = config["layers"]
-    assert set(schema.CONFIG_FIELDS_LAYER) <= set(layer)
+    assert set(layer) == set(schema.CONFIG_FIELDS_LAYER)
     assert (layer["path"], layer["momentum"], layer["epsilon"], layer["axis"]) == ("custom", 0.8, 0.01, -1)
     assert layer["beta_initializer"] == {"class_name": "Constant", "config": {"value": 0.5}}
     assert layer["moving_variance_initializer"]["config"] == {"value": 0.5}

@@ -10,17 +10,18 @@ from bn_inspect.doctor.finding import ERROR, INFO, VIEW_RUNS, WARNING, Finding, 
 from bn_inspect.doctor.reading import last_epoch, run_layers
 from bn_inspect.doctor.thresholds import BATCH_ERROR, BATCH_WARNING, PROBE_MIN_SAMPLES
 from bn_inspect.reader import RunData
+from bn_inspect.run_config import RunConfig
 
 
 def check_batch_size(run: RunData) -> list[Finding]:
     """Batch statistics computed from fewer than :data:`BATCH_WARNING` samples per replica
     (error below :data:`BATCH_ERROR`), from the run config's batch size and replica count."""
-    config = run.config or {}
-    batch_size, replicas = config.get("batch_size"), int(config.get("replicas") or 1)
-    if not isinstance(batch_size, int) or batch_size < 1:
+    config = run.run_config or RunConfig()
+    batch_size, replicas = config.batch_size, config.replicas
+    if batch_size is None or batch_size < 1:
         return []
     counts = [
-        (layer, batch_size if replicas == 1 or layer.config.get("synchronized") else batch_size // replicas)
+        (layer, batch_size if replicas == 1 or layer.config.synchronized else batch_size // replicas)
         for layer in run_layers(run)
         if not layer.frozen
     ]
@@ -66,9 +67,10 @@ def check_batch_size(run: RunData) -> list[Finding]:
 def check_probe(run: RunData) -> list[Finding]:
     """Info when the run has no probe (the training-vs-inference gap cannot be checked) or a
     probe below :data:`PROBE_MIN_SAMPLES` samples (its gaps are mostly noise)."""
-    if run.config is None:
+    config = run.run_config
+    if config is None:
         return []
-    samples = int(run.config.get("probe_samples") or 0)
+    samples = config.probe_samples
     if samples >= PROBE_MIN_SAMPLES:
         return []
     evidence: dict[str, Any] = {"probe_samples": samples, "threshold": PROBE_MIN_SAMPLES}

@@ -21,6 +21,7 @@ from bn_inspect.doctor.reading import (
     scalar,
 )
 from bn_inspect.reader import RunData
+from bn_inspect.run_config import RunConfig
 
 
 def check_frozen(run: RunData) -> list[Finding]:
@@ -67,7 +68,7 @@ def check_frozen(run: RunData) -> list[Finding]:
         severity = INFO
         title = f"{count}; their statistics fit the reference data"
         fix = "nothing to do while the data stays like the reference data"
-    steps_per_epoch = (run.config or {}).get("steps_per_epoch")
+    steps_per_epoch = (run.run_config or RunConfig()).steps_per_epoch
     return [
         finding(
             "frozen_bn",
@@ -131,7 +132,7 @@ def check_not_updating(run: RunData) -> list[Finding]:
             ),
             evidence={
                 "training_steps": stepped,
-                "momentum": layer.config.get("momentum"),
+                "momentum": layer.config.momentum,
                 "static_layers": len(static),
                 "static_at_initializers": len(at_init),
                 "layers": listed([lay.path for lay, _ in static]),

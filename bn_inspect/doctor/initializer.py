@@ -9,6 +9,7 @@ from bn_inspect.doctor.finding import ERROR, VIEW_COMPARE, WARNING, Finding, fin
 from bn_inspect.doctor.reading import at_initializers, counting_start, plural, run_layers, scalar
 from bn_inspect.doctor.thresholds import RESIDUAL_ERROR, RESIDUAL_WARNING
 from bn_inspect.reader import RunData
+from bn_inspect.run_config import RunConfig
 
 
 def check_initializer_dominant(run: RunData) -> list[Finding]:
@@ -24,13 +25,13 @@ def check_initializer_dominant(run: RunData) -> list[Finding]:
     if not hits:
         return []
     layer, step, weight = hits[0]
-    momentum = float(layer.config.get("momentum", 0.99))
+    momentum = float(layer.config.momentum if layer.config.momentum is not None else 0.99)
     updates_value = layer.at(schema.UPDATES, step)
     updates = int(scalar(updates_value)) if updates_value is not None else None
     if updates is None:
         updates = round(math.log(weight) / math.log(momentum)) if 0 < momentum < 1 and weight > 0 else 0
     steps_needed = max(0, stats.steps_until_residual(momentum, RESIDUAL_WARNING) - updates) if momentum < 1 else None
-    steps_per_epoch = (run.config or {}).get("steps_per_epoch")
+    steps_per_epoch = (run.run_config or RunConfig()).steps_per_epoch
     epochs_needed = math.ceil(steps_needed / steps_per_epoch) if steps_needed is not None and steps_per_epoch else None
     momentum_needed = RESIDUAL_WARNING ** (1.0 / updates) if updates > 0 else None
     start = counting_start(run)

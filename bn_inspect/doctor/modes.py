@@ -17,6 +17,7 @@ from bn_inspect.doctor.thresholds import (
     VAR_LOG_RATIO_WARNING,
 )
 from bn_inspect.reader import RunData
+from bn_inspect.run_config import RunConfig
 
 
 def _gap_thresholds(samples: int) -> tuple[float, float]:
@@ -35,8 +36,8 @@ def check_train_inference_gap(run: RunData) -> list[Finding]:
     :data:`OUTPUT_GAP_WARNING`, info below (at most warning when Dropout adds noise).
     """
     gap = run.model.get(schema.OUTPUT_GAP)
-    config = run.config or {}
-    samples = int(config.get("probe_samples") or 0)
+    config = run.run_config or RunConfig()
+    samples = config.probe_samples
     if gap is None or len(gap.steps) == 0 or samples < 2:
         return []
     step = int(gap.steps[-1])
@@ -57,7 +58,7 @@ def check_train_inference_gap(run: RunData) -> list[Finding]:
     layer, mean_gap, variance_ratio = over[0]
     relative = fields["relative"]
     severity = ERROR if relative >= OUTPUT_GAP_ERROR else WARNING if relative >= OUTPUT_GAP_WARNING else INFO
-    noisy = bool(config.get("probe_has_dropout"))
+    noisy = config.probe_has_dropout
     if noisy and severity == ERROR:
         severity = WARNING
     quantity = schema.PROBE_MEAN_GAP if mean_gap >= mean_threshold else schema.PROBE_VAR_LOG_RATIO

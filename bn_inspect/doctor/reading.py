@@ -11,7 +11,7 @@ from bn_inspect import schema
 from bn_inspect.doctor.finding import ERROR, WARNING
 from bn_inspect.doctor.thresholds import MEAN_GAP_ERROR, MEAN_GAP_WARNING, VAR_LOG_RATIO_ERROR, VAR_LOG_RATIO_WARNING
 from bn_inspect.reader import RunData, Series
-from bn_inspect.report import layer_configs
+from bn_inspect.run_config import LayerConfig, RunConfig
 
 # Series the checks read; the tab reads only these to build the RunData it diagnoses.
 LAYER_QUANTITIES_USED = (
@@ -31,20 +31,22 @@ MODEL_QUANTITIES_USED = (schema.OUTPUT_GAP,)
 
 @dataclass
 class Layer:
-    """One BN layer of a run: its config entry and logged series."""
+    """One BN layer of a run: its configuration and logged series."""
 
-    path: str
-    config: dict
+    config: LayerConfig
     series: dict[str, Series] = field(default_factory=dict)
 
     @property
+    def path(self) -> str:
+        return self.config.path
+
+    @property
     def frozen(self) -> bool:
-        """Runs in inference mode during training (``trainable=False``)."""
-        return bool(self.config.get("inference_mode_in_training", self.config.get("trainable") is False))
+        return self.config.frozen
 
     @property
     def epsilon(self) -> float:
-        return float(self.config.get("epsilon", 1e-3))
+        return float(self.config.epsilon)
 
     def at(self, quantity: str, step: int) -> np.ndarray | None:
         series = self.series.get(quantity)
@@ -61,10 +63,9 @@ class Layer:
 
 
 def run_layers(run: RunData) -> list[Layer]:
-    """The run's BN layers in model order (config order, then any logged only)."""
-    configs = layer_configs(run)
-    paths = list(configs) + [p for p in run.layers if p not in configs]
-    return [Layer(p, configs.get(p, {"path": p}), run.layers.get(p, {})) for p in paths]
+    """The run's BN layers in model order, the configured ones and any logged only."""
+    config = run.run_config or RunConfig()
+    return [Layer(config.layer(path), run.layers.get(path, {})) for path in run.layer_paths]
 
 
 def scalar(value: np.ndarray) -> float:
@@ -93,7 +94,7 @@ def fit_start(run: RunData) -> int | None:
 def counting_start(run: RunData) -> int | None:
     """Step of the newest fit that began with an untrained optimizer (where ``updates``
     counts from), else ``None``."""
-    fresh = [step for step, config in run.configs if not config.get("momentum_steps_at_begin")]
+    fresh = [step for step, record in run.configs if not RunConfig.from_record(record).momentum_steps_at_begin]
     return int(fresh[-1]) if fresh else None
 
 
@@ -116,8 +117,8 @@ def at_initializers(layer: Layer, step: int) -> bool | None:
     """Whether the moving statistics at ``step`` are exactly their initializers' constants
     (``None`` when unknown: non-constant initializers, or not logged)."""
     mean, variance = layer.at(schema.MOVING_MEAN, step), layer.at(schema.MOVING_VARIANCE, step)
-    mean_init = _initializer_constant(layer.config.get("moving_mean_initializer"))
-    variance_init = _initializer_constant(layer.config.get("moving_variance_initializer"))
+    mean_init = _initializer_constant(layer.config.moving_mean_initializer)
+    variance_init = _initializer_constant(layer.config.moving_variance_initializer)
     if mean is None or variance is None or mean_init is None or variance_init is None:
         return None
     return bool(np.all(mean == np.float32(mean_init)) and np.all(variance == np.float32(variance_init)))

@@ -11,27 +11,28 @@ from bn_inspect.doctor.finding import ERROR, VIEW_MODES, WARNING, Finding, findi
 from bn_inspect.doctor.reading import run_layers, scalar
 from bn_inspect.doctor.thresholds import REPLICA_SPREAD_ERROR, REPLICA_SPREAD_WARNING
 from bn_inspect.reader import RunData
+from bn_inspect.run_config import RunConfig
 
 
 def check_replica_divergence(run: RunData) -> list[Finding]:
     """Under a distribution strategy with several replicas, unsynchronized layers whose replicas'
     batch means on the probe (split in one shard per replica) are :data:`REPLICA_SPREAD_WARNING`
     batch standard deviations or more apart at the last epoch."""
-    config = run.config or {}
-    replicas = int(config.get("replicas") or 1)
+    config = run.run_config or RunConfig()
+    replicas = config.replicas
     if replicas < 2:
         return []
     hits = []
     for layer in run_layers(run):
         spread = layer.last(schema.REPLICA_MEAN_SPREAD_GAP)
-        if layer.frozen or layer.config.get("synchronized") or spread is None:
+        if layer.frozen or layer.config.synchronized or spread is None:
             continue
         if scalar(spread[1]) >= REPLICA_SPREAD_WARNING:
             hits.append((layer, spread[0], scalar(spread[1])))
     if not hits:
         return []
     layer, step, spread_gap = hits[0]
-    shards = [int(s) for s in config.get("replica_probe_shards") or [] if s]
+    shards = [size for size in config.replica_probe_shards if size]
     chance = stats.expected_normal_range(replicas) / math.sqrt(min(shards)) if shards else None
     copies, variance = layer.at(schema.REPLICA_MOVING_MEAN_SPREAD, step), layer.at(schema.MOVING_VARIANCE, step)
     copies_gap = (
@@ -39,7 +40,7 @@ def check_replica_divergence(run: RunData) -> list[Finding]:
         if copies is not None and variance is not None
         else None
     )
-    batch_size = config.get("batch_size")
+    batch_size = config.batch_size
     return [
         finding(
             "replica_divergence",
@@ -56,7 +57,7 @@ def check_replica_divergence(run: RunData) -> list[Finding]:
                 "chance_spread_gap": chance,
                 "replicas": replicas,
                 "probe_shards": shards,
-                "samples_per_replica": batch_size // replicas if isinstance(batch_size, int) else None,
+                "samples_per_replica": batch_size // replicas if batch_size is not None else None,
                 "moving_copies_mean_gap": copies_gap,
                 "threshold": REPLICA_SPREAD_WARNING,
             },
