@@ -92,3 +92,21 @@ def test_code_that_exists_passes(hook, code):
 def test_code_that_does_not_exist_fails_the_build(hook, code, reason):
     with pytest.raises(PluginError, match=re.escape(reason)):
         _render(hook, f"See `{code}`.\n\n```python\n`{code}` in a code block is not checked\n```\n")
+
+
+def test_python_sessions_run_for_real(hook):
+    code = "import math\n# a comment\nvalues = [math.sqrt(x) for x in (4, 9)]\nvalues  # shown\nprint('done')\n"
+    text = _render(hook, f"<!-- pycon\n{code}-->\n")
+    assert text.splitlines() == [
+        "```pycon",
+        ">>> import math",
+        ">>> # a comment",
+        ">>> values = [math.sqrt(x) for x in (4, 9)]",
+        ">>> values  # shown",
+        "[2.0, 3.0]",
+        ">>> print('done')",
+        "done",
+        "```",
+    ]
+    with pytest.raises(PluginError, match="ZeroDivisionError"):
+        _render(hook, "<!-- pycon\n1 / 0\n-->\n")

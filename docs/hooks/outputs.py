@@ -9,6 +9,8 @@ Markers in the pages' Markdown, replaced at build time:
   the examples' ``logs/`` (in a scratch directory holding ``logs`` and an empty ``empty/``),
   shown as ``$ command``, its standard output and error, and ``(exit code N)`` when not 0.
   A trailing ``| head -N`` keeps the first N lines.
+- ``<!-- pycon`` ... ``-->`` (Python lines between): the code run now, in the same scratch
+  directory, shown as an interactive session (``>>>`` lines and the repr of each expression).
 - ``{{ 0.3625 }}`` in prose: a figure quoted from an output shown on the same page. The
   build fails unless that exact text appears in one of those outputs, so prose cannot drift
   from what the examples print.
@@ -42,6 +44,25 @@ SCREENSHOTS = ROOT / "examples" / "screenshots"
 EXAMPLE_OUTPUT = re.compile(r"^<!-- example-output: (?P<name>[\w-]+) -->$", re.MULTILINE)
 RUN_BLOCK = re.compile(r"^(?:<!-- run: .+ -->\n?)+", re.MULTILINE)
 RUN_LINE = re.compile(r"<!-- run: (?P<command>.+?) -->")
+PYCON = re.compile(r"^<!-- pycon\n(?P<code>.*?)^-->$", re.MULTILINE | re.DOTALL)
+# Runs code statement by statement as the interactive interpreter does, echoing it.
+SESSION = """
+import ast, sys
+source = sys.stdin.read()
+lines = source.splitlines()
+scope = {"__name__": "__main__"}
+start = 0
+for node in ast.parse(source).body:  # each statement with the comment lines before it
+    for i, line in enumerate(line for line in lines[start : node.end_lineno] if line.strip()):
+        print(("... " if i and line.startswith((" ", ")", "]", "}")) else ">>> ") + line)
+    start = node.end_lineno
+    if isinstance(node, ast.Expr):
+        value = eval(compile(ast.Expression(node.value), "<docs>", "eval"), scope)
+        if value is not None:
+            print(repr(value))
+    else:
+        exec(compile(ast.Module([node], []), "<docs>", "exec"), scope)
+"""
 HEAD = re.compile(r"\s*\|\s*head -(?P<lines>\d+)$")
 INLINE_CODE = re.compile(r"(?<!`)`([^`\n]+)`(?!`)")
 FENCED = re.compile(r"^```.*?^```", re.MULTILINE | re.DOTALL)
@@ -75,11 +96,10 @@ def run_command(command: str, scratch: Path) -> str:
     argv = shlex.split(command[: head.start()] if head else command)
     if argv[0] != "bn-inspect":
         raise PluginError(f"<!-- run: {command} -->: only bn-inspect commands can be run")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]), "COLUMNS": "100"}
     result = subprocess.run(
         [sys.executable, "-m", "bn_inspect.cli", *argv[1:]],
         cwd=scratch,
-        env=env,
+        env=_environment(),
         capture_output=True,
         text=True,
         timeout=120,
@@ -92,6 +112,30 @@ def run_command(command: str, scratch: Path) -> str:
 
 
 _scratch: list[Path] = []  # the build's scratch directory, made on first use
+
+
+def _environment() -> dict[str, str]:
+    return {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+        "COLUMNS": "100",
+    }
+
+
+def run_python(code: str, scratch: Path) -> str:
+    """``code`` run in ``scratch`` as an interactive session: its echo and every value shown."""
+    result = subprocess.run(
+        [sys.executable, "-c", SESSION],
+        input=code,
+        cwd=scratch,
+        env=_environment(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if result.returncode:
+        raise PluginError(f"the Python example failed:\n{code}\n{result.stderr}")
+    return result.stdout.rstrip("\n")
 
 
 def _scratch_directory() -> Path:
@@ -154,6 +198,14 @@ def on_page_markdown(markdown: str, page, config, files) -> str:
         return _fenced(outputs[-1]).rstrip("\n")
 
     markdown = EXAMPLE_OUTPUT.sub(example, markdown)
+    if PYCON.search(markdown):
+        scratch = _scratch_directory()
+
+        def session(match: re.Match) -> str:
+            outputs.append(run_python(match.group("code"), scratch))
+            return f"```pycon\n{outputs[-1]}\n```"
+
+        markdown = PYCON.sub(session, markdown)
     if RUN_BLOCK.search(markdown):
         scratch = _scratch_directory()
 

@@ -1,6 +1,8 @@
-"""Griffe extension for the API pages: Sphinx roles in docstrings become links.
+"""Griffe extension for the API pages: the project's docstrings as mkdocstrings reads them.
 
-The docstrings say ``:func:`bn_inspect.recalibrate``` (readable in ``help()`` and editors);
+- ``Example:`` (Keras' spelling) becomes ``Examples:``, the Google-style section whose
+  ``>>>`` lines are rendered as code (under ``Example:`` they would be read as Markdown).
+- Sphinx roles become links. The docstrings say ``:func:`bn_inspect.recalibrate``` (readable in ``help()`` and editors);
 mkdocstrings does not know Sphinx roles. This rewrites them to optional autorefs
 cross-references: a link where the API pages document that object, plain code where they do
 not. Relative names such as ``:func:`diagnose``` are qualified from the documenting module.
@@ -13,20 +15,20 @@ from typing import Any
 
 import griffe
 
+EXAMPLE_HEADING = re.compile(r"^(?P<indent>\s*)Example:\s*$", re.MULTILINE)
 ROLE = re.compile(r":(?:func|class|mod|meth|attr|data|exc|obj):`~?(?P<name>[\w.]+)`")
 
 
-class SphinxRoles(griffe.Extension):
-    """Rewrite ``:role:`name``` in every docstring, once the package is loaded."""
+class ProjectDocstrings(griffe.Extension):
+    """Rewrite every docstring of the package, once it is loaded."""
 
     def on_package(self, *, pkg: griffe.Module, **kwargs: Any) -> None:
         self._rewrite(pkg, pkg)
 
     def _rewrite(self, obj: griffe.Object, package: griffe.Module) -> None:
         if obj.docstring is not None:
-            obj.docstring.value = ROLE.sub(
-                lambda match: self._reference(match["name"], obj, package), obj.docstring.value
-            )
+            text = EXAMPLE_HEADING.sub(r"\g<indent>Examples:", obj.docstring.value)
+            obj.docstring.value = ROLE.sub(lambda match: self._reference(match["name"], obj, package), text)
         for member in obj.members.values():
             if not member.is_alias:
                 self._rewrite(member, package)
