@@ -109,7 +109,7 @@ def iter_bn_values(directory: str | os.PathLike | storage.Location) -> Iterator[
     in the event files of one run directory, packed per-layer figures unpacked
     (:func:`schema.unpacked_records`). Plain scalars come with a record of kind ``"scalar"``
     and their tag as quantity."""
-    records: dict[str, list[tuple[dict, tuple[int, int] | None]] | None] = {}  # tag -> its series
+    records: dict[str, list[tuple[dict, schema.Position]] | None] = {}  # tag -> its series
     for path in event_files(directory):
         for event in read_events(path):
             if not event.HasField("summary"):

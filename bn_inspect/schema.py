@@ -1,24 +1,27 @@
 """The one data contract between the callback (writer), the reader, the CLI and the plugin.
 
 Every bn-inspect summary is a TensorBoard ``Summary.Value`` whose metadata names the plugin
-``bn_inspect`` and carries a small JSON *content* record:
+``bn_inspect`` and carries a small JSON *content* record. Readers identify a series by that
+record, never by parsing the tag string; tags are readable, stable names (see :func:`group_tag`).
 
-    {"v": 2, "kind": "layer", "layer": "model/block/bn", "quantity": "moving_mean",
-     "timeline": "epoch"}
+Per layer and step, the per-channel quantities written together are one float32 tensor
+``[quantities, channels]`` named by their group (:data:`CHANNEL_GROUPS`), e.g. the tag
+``bn_inspect/model/block/bn/variables`` holds::
 
-Readers identify a series by that record, never by parsing the tag string. Tags are only
-unique names (see :func:`tag_for`).
+    {"v": 3, "kind": "layer", "layer": "model/block/bn", "timeline": "epoch",
+     "quantities": ["moving_mean", "moving_variance", "gamma", "beta"]}
 
-Per-layer figures (scalars such as ``residual_init_weight``) are stored packed: at each step,
-the layers that logged the same set of figures share one float32 ``[layers, quantities]``
-value under a record of kind ``"layer_figures"`` that lists both:
+Model-level values are grouped the same way under ``bn_inspect/_model/<group>``
+(:data:`MODEL_GROUPS`). Per-layer figures (scalars such as ``residual_init_weight``) of the
+layers that logged the same set of figures share one ``[layers, quantities]`` value per step,
+under a record of kind ``"layer_figures"`` that lists both:
 
-    {"v": 2, "kind": "layer_figures", "layers": ["bn_1", "bn_2"],
+    {"v": 3, "kind": "layer_figures", "layers": ["bn_1", "bn_2"],
      "quantities": ["residual_init_weight", "updates"], "timeline": "epoch"}
 
-One tag per layer and figure made TensorBoard's loaders handle (and event files repeat a tag
-for) thousands of 4-byte values per step. Readers unpack them with :func:`unpacked_records`
-into per-layer series identical to the unpacked form, which they also still read.
+Every value written repeats its tag, and TensorBoard's loaders decode tensors one by one: few,
+larger tensors per step keep both the bytes and the reading time down. Readers split the
+stored values with :func:`unpacked_records` into one series per (layer, quantity).
 
 Steps
     ``timeline="epoch"``: step 0 is the state at ``on_train_begin`` of a fresh fit (the
@@ -31,13 +34,15 @@ Steps
     loss-scale optimizer skips count too: BN layers update their moving statistics in them).
 
 Values
-    Per-channel quantities are float32 tensors of shape ``[channels]`` (a layer with several
-    normalised axes is flattened in C order). Per-layer figures are float32 scalars (packed,
-    see above). Model outputs on the probe are float32 ``[samples, features]``. The run
-    configuration is a JSON string tensor.
+    Per-channel quantities are float32 ``[channels]`` (a layer with several normalised axes is
+    flattened in C order), stored stacked by group. Per-layer figures are float32 scalars
+    (packed, see above). Model outputs on the probe are float32 ``[samples, features]``. The
+    run configuration is a JSON string tensor.
 
 Versions
-    1: one tag per layer and figure. 2: per-layer figures packed, short tags.
+    1: one tag per layer and quantity (``bn_inspect/<layer>/<quantity>``). 2: per-layer figures
+    packed, tags shortened to hashes. 3: readable tags, per-channel quantities packed by group.
+    Readers read all three.
 
 Replicas
     Under a ``tf.distribute`` strategy with several replicas, the probe batch is also split
@@ -53,9 +58,9 @@ This module imports only the protobuf classes of tensorboard, never TensorFlow.
 
 Example:
     >>> from bn_inspect import schema
-    >>> md = schema.layer_metadata("dense_bn", schema.MOVING_MEAN)
-    >>> schema.parse_content(md.plugin_data.content)["quantity"]
-    'moving_mean'
+    >>> record = schema.group_record(schema.KIND_LAYER, [schema.MOVING_MEAN, schema.GAMMA], "dense_bn")
+    >>> [r["quantity"] for r, at in schema.unpacked_records(record)]
+    ['moving_mean', 'gamma']
 """
 
 from __future__ import annotations
@@ -72,11 +77,11 @@ from tensorboard.compat.proto import summary_pb2, tensor_pb2, tensor_shape_pb2, 
 from bn_inspect.run_config import LAYER_FIELDS, RUN_FIELDS
 
 PLUGIN_NAME = "bn_inspect"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # --- record kinds --------------------------------------------------------------------------
-KIND_LAYER = "layer"  # one quantity of one BN layer
-KIND_MODEL = "model"  # one quantity of the whole model (probe outputs, gaps)
+KIND_LAYER = "layer"  # quantities of one BN layer
+KIND_MODEL = "model"  # quantities of the whole model (probe outputs, gaps)
 KIND_CONFIG = "config"  # run configuration (JSON string)
 KIND_LAYER_FIGURES = "layer_figures"  # per-layer scalars of several layers, packed [layers, quantities]
 
@@ -165,9 +170,23 @@ CONFIG_FIELDS_RUN = RUN_FIELDS
 CONFIG_FIELDS_LAYER = LAYER_FIELDS
 
 
-# Short codes of quantities in tags. Tags are only unique names (readers never parse them),
-# but every value written repeats its tag: short tags keep event files close to the raw
-# float32 payload. Never change a code: a resumed run must write a series under the same tag.
+# Groups of per-channel quantities written together, one ``[quantities, channels]`` tensor per
+# layer and step each; a quantity outside every group is a group of its own. Never rename a
+# group: a resumed run must write a series under the same tag.
+CHANNEL_GROUPS = {
+    "variables": VARIABLE_QUANTITIES,
+    "probe_batch": (PROBE_BATCH_MEAN, PROBE_BATCH_VARIANCE),
+    "population": (POPULATION_MEAN, POPULATION_VARIANCE),
+    "replica_batch_spread": (REPLICA_BATCH_MEAN_SPREAD, REPLICA_BATCH_VARIANCE_SPREAD),
+    "replica_moving_spread": (REPLICA_MOVING_MEAN_SPREAD, REPLICA_MOVING_VARIANCE_SPREAD),
+}
+MODEL_GROUPS = {"probe_outputs": (OUTPUT_TRAINING, OUTPUT_INFERENCE), "output_gap": (OUTPUT_GAP,)}
+
+TAG_PREFIX = "bn_inspect/"
+MODEL_TAG_SCOPE = "_model"  # bn_inspect/_model/<group>
+FIGURES_TAG_SCOPE = "_layers"  # bn_inspect/_layers/figures/<digest>
+
+# Short codes of quantities: they name a group's subset in its tag (see group_tag).
 TAG_CODES = {
     MOVING_MEAN: "mm",
     MOVING_VARIANCE: "mv",
@@ -195,35 +214,68 @@ TAG_CODES = {
 }
 
 
-def layer_key(layer: str) -> str:
-    """A short stable name of a layer path for tags: 8 URL-safe characters of its BLAKE2b
-    hash (48 bits; the writer falls back to a longer tag on a collision within a run)."""
-    digest = hashlib.blake2b(layer.encode("utf-8"), digest_size=6).digest()
-    return base64.urlsafe_b64encode(digest).decode("ascii")
-
-
-def tag_for(kind: str, quantity: str, layer: str | None = None, timeline: str = TIMELINE_EPOCH) -> str:
-    """Return the unique tag of one series: short, stable across fits, never parsed.
+def group_of(kind: str, quantity: str) -> str:
+    """The name of the group ``quantity`` is stored in (:data:`CHANNEL_GROUPS`, :data:`MODEL_GROUPS`).
 
     Example:
-        >>> tag_for(KIND_LAYER, MOVING_MEAN, "net/bn")
-        'W17UysQQ/mm'
-        >>> tag_for(KIND_MODEL, OUTPUT_GAP, timeline=TIMELINE_BATCH)
-        '_m/og/b'
+        >>> group_of(KIND_LAYER, GAMMA), group_of(KIND_MODEL, OUTPUT_GAP), group_of(KIND_LAYER, "custom")
+        ('variables', 'output_gap', 'custom')
     """
-    suffix = "/b" if timeline == TIMELINE_BATCH else ""
-    code = TAG_CODES.get(quantity, quantity)
-    if kind == KIND_LAYER:
-        return f"{layer_key(layer or '')}/{code}{suffix}"
-    if kind == KIND_MODEL:
-        return f"_m/{code}{suffix}"
-    if kind == KIND_CONFIG:
-        return CONFIG_TAG
-    raise ValueError(f"unknown kind {kind!r}; use one of {KIND_LAYER!r}, {KIND_MODEL!r}, {KIND_CONFIG!r}")
+    groups = CHANNEL_GROUPS if kind == KIND_LAYER else MODEL_GROUPS
+    return next((name for name, members in groups.items() if quantity in members), quantity)
+
+
+def group_order(kind: str, quantities: Sequence[str]) -> list[tuple[str, list[str]]]:
+    """``quantities`` split by group, groups and members in schema order (others last, sorted).
+
+    Example:
+        >>> group_order(KIND_LAYER, [BETA, PROBE_BATCH_MEAN, MOVING_MEAN])
+        [('variables', ['moving_mean', 'beta']), ('probe_batch', ['probe_batch_mean'])]
+    """
+    groups = CHANNEL_GROUPS if kind == KIND_LAYER else MODEL_GROUPS
+    present = set(quantities)
+    result = [(name, [q for q in members if q in present]) for name, members in groups.items()]
+    result += [(q, [q]) for q in sorted(present - {q for members in groups.values() for q in members})]
+    return [(name, members) for name, members in result if members]
+
+
+def group_tag(kind: str, quantities: Sequence[str], layer: str | None = None, timeline: str = TIMELINE_EPOCH) -> str:
+    """The tag of one group of quantities of a layer (or of the model): readable and stable.
+
+    ``bn_inspect/<layer path>/<group>``; a partial group names its members by their codes
+    (:data:`TAG_CODES`); the batch timeline ends in ``/batch``. Readers never parse it.
+
+    Example:
+        >>> group_tag(KIND_LAYER, VARIABLE_QUANTITIES, "net/bn")
+        'bn_inspect/net/bn/variables'
+        >>> group_tag(KIND_LAYER, [MOVING_MEAN, MOVING_VARIANCE, GAMMA], "net/bn", TIMELINE_BATCH)
+        'bn_inspect/net/bn/variables/mm+mv+g/batch'
+        >>> group_tag(KIND_MODEL, [OUTPUT_GAP])
+        'bn_inspect/_model/output_gap'
+    """
+    if kind not in (KIND_LAYER, KIND_MODEL):
+        raise ValueError(f"unknown kind {kind!r}; use {KIND_LAYER!r} or {KIND_MODEL!r}")
+    name = group_of(kind, quantities[0])
+    full = (CHANNEL_GROUPS if kind == KIND_LAYER else MODEL_GROUPS).get(name, (name,))
+    scope = layer if kind == KIND_LAYER else MODEL_TAG_SCOPE
+    tag = f"{TAG_PREFIX}{scope}/{name}"
+    if tuple(quantities) != tuple(full):
+        tag += "/" + "+".join(TAG_CODES.get(q, q) for q in quantities)
+    return tag + ("/batch" if timeline == TIMELINE_BATCH else "")
+
+
+def group_record(
+    kind: str, quantities: Sequence[str], layer: str | None = None, timeline: str = TIMELINE_EPOCH
+) -> dict:
+    """The record of a group of quantities stored as one ``[quantities, ...]`` tensor."""
+    record: dict[str, Any] = {"v": SCHEMA_VERSION, "kind": kind, "quantities": list(quantities), "timeline": timeline}
+    if layer is not None:
+        record["layer"] = layer
+    return record
 
 
 def content_record(kind: str, quantity: str, layer: str | None = None, timeline: str = TIMELINE_EPOCH) -> dict:
-    """The JSON record stored in ``plugin_data.content`` of a series."""
+    """The record of one series (also what v1 stored per tag, and what :func:`unpacked_records` gives)."""
     record: dict[str, Any] = {"v": SCHEMA_VERSION, "kind": kind, "quantity": quantity, "timeline": timeline}
     if layer is not None:
         record["layer"] = layer
@@ -240,11 +292,6 @@ def make_metadata(record: dict) -> summary_pb2.SummaryMetadata:
     )
 
 
-def layer_metadata(layer: str, quantity: str, timeline: str = TIMELINE_EPOCH) -> summary_pb2.SummaryMetadata:
-    """Metadata of a per-layer series."""
-    return make_metadata(content_record(KIND_LAYER, quantity, layer, timeline))
-
-
 def parse_content(content: bytes) -> dict:
     """Decode a ``plugin_data.content`` record; raises ``ValueError`` on a foreign or newer one."""
     try:
@@ -258,9 +305,10 @@ def parse_content(content: bytes) -> dict:
         raise ValueError(
             f"bn_inspect schema version {version} is newer than this reader ({SCHEMA_VERSION}); upgrade bn-inspect"
         )
-    needed = ("layers", "quantities") if record["kind"] == KIND_LAYER_FIGURES else ("quantity",)
-    if any(name not in record for name in needed):
-        raise ValueError(f"not a bn_inspect content record: a {record['kind']!r} record needs {', '.join(needed)}")
+    if record["kind"] == KIND_LAYER_FIGURES and not ("layers" in record and "quantities" in record):
+        raise ValueError("not a bn_inspect content record: a 'layer_figures' record needs layers, quantities")
+    if record["kind"] != KIND_LAYER_FIGURES and "quantity" not in record and "quantities" not in record:
+        raise ValueError(f"not a bn_inspect content record: a {record['kind']!r} record needs quantity or quantities")
     record.setdefault("timeline", TIMELINE_EPOCH)
     return record
 
@@ -277,33 +325,46 @@ def figures_record(layers: Sequence[str], quantities: Sequence[str], timeline: s
 
 
 def figures_tag(record: dict) -> str:
-    """The tag of a packed-figures record: stable for the same layers and quantities.
+    """The tag of a packed-figures record: stable for the same layers and quantities (8
+    URL-safe characters of their BLAKE2b hash; the rows need the record to be named).
 
     Example:
         >>> figures_tag(figures_record(["bn"], [UPDATES]))
-        '_L/v2yzrnyz'
+        'bn_inspect/_layers/figures/v2yzrnyz'
     """
     names = json.dumps([record["layers"], record["quantities"]]).encode("utf-8")
     digest = base64.urlsafe_b64encode(hashlib.blake2b(names, digest_size=6).digest()).decode("ascii")
-    return f"_L/{digest}" + ("/b" if record["timeline"] == TIMELINE_BATCH else "")
+    return f"{TAG_PREFIX}{FIGURES_TAG_SCOPE}/figures/{digest}" + (
+        "/batch" if record["timeline"] == TIMELINE_BATCH else ""
+    )
 
 
-def unpacked_records(record: dict) -> list[tuple[dict, tuple[int, int] | None]]:
-    """The series a stored record holds: each series' own record, with its position in the
-    stored value (``None``: the whole value). Every reader goes through this.
+Position = tuple[int, ...] | None  # index of a series in a stored value (None: all of it)
+
+
+def unpacked_records(record: dict) -> list[tuple[dict, Position]]:
+    """The series a stored record holds: each series' own record (:func:`content_record`),
+    with its index in the stored value. Every reader goes through this.
 
     Example:
         >>> [(r["layer"], r["quantity"], at) for r, at in unpacked_records(figures_record(["a", "b"], [UPDATES]))]
         [('a', 'updates', (0, 0)), ('b', 'updates', (1, 0))]
+        >>> [(r["quantity"], at) for r, at in unpacked_records(group_record(KIND_MODEL, [OUTPUT_GAP]))]
+        [('output_gap', (0,))]
     """
-    if record["kind"] != KIND_LAYER_FIGURES:
-        return [(record, None)]
     timeline = record.get("timeline", TIMELINE_EPOCH)
-    return [
-        (content_record(KIND_LAYER, quantity, layer, timeline), (row, column))
-        for row, layer in enumerate(record["layers"])
-        for column, quantity in enumerate(record["quantities"])
-    ]
+    if record["kind"] == KIND_LAYER_FIGURES:
+        return [
+            (content_record(KIND_LAYER, quantity, layer, timeline), (row, column))
+            for row, layer in enumerate(record["layers"])
+            for column, quantity in enumerate(record["quantities"])
+        ]
+    if "quantities" in record:
+        return [
+            (content_record(record["kind"], quantity, record.get("layer"), timeline), (row,))
+            for row, quantity in enumerate(record["quantities"])
+        ]
+    return [(record, None)]
 
 
 # --- tensor encoding ------------------------------------------------------------------------

@@ -24,17 +24,22 @@ from bn_inspect.events import EventFileWriter
 class SummaryWriter:
     """Collects the values of one step and writes them as one ``Event``.
 
-    Metadata is attached to the first value of each tag in a file only, as TensorBoard
-    expects (it keeps the first metadata of a series). Per-layer figures (scalar values of
-    :data:`schema.LAYER_SCALAR_QUANTITIES`) are packed at :meth:`write_step`: one value per
-    set of figures for all the layers that logged it (:func:`schema.figures_record`).
+    Values are packed at :meth:`write_step` (schema v3): per layer, the per-channel quantities
+    of one group (:data:`schema.CHANNEL_GROUPS`) into one ``[quantities, channels]`` tensor;
+    model-level values by :data:`schema.MODEL_GROUPS`; per-layer figures (scalars of
+    :data:`schema.LAYER_SCALAR_QUANTITIES`) into one ``[layers, quantities]`` value per set of
+    figures (:func:`schema.figures_record`). Metadata is attached to the first value of each
+    tag in a file only, as TensorBoard expects (it keeps the first metadata of a series).
     """
 
     def __init__(self, log_dir: str | os.PathLike) -> None:
         self._file = EventFileWriter(log_dir)
         self._tags_with_metadata: set[str] = set()
-        self._records: dict[str, dict] = {}  # tag -> content record of the series it names
+        self._records: dict[str, dict] = {}  # tag -> content record of the values it names
         self._pending: list[summary_pb2.Summary.Value] = []
+        self._arrays: dict[
+            tuple[str, str, str | None], dict[str, np.ndarray]
+        ] = {}  # (timeline, kind, layer) -> q -> value
         self._figures: dict[str, dict[str, dict[str, float]]] = {}  # timeline -> layer -> quantity -> value
 
     @property
@@ -50,8 +55,8 @@ class SummaryWriter:
         self._pending.append(value)
 
     def _unique_tag(self, tag: str, record: dict) -> str:
-        """``tag``, or a longer one naming the layer path(s) when another series of this file
-        already has ``tag`` (a collision of :func:`schema.layer_key` or :func:`schema.figures_tag`)."""
+        """``tag``, or a longer one when another series of this file already has ``tag`` (a
+        layer path that spells another's tag, or a collision of :func:`schema.figures_tag`)."""
         if self._records.setdefault(tag, record) == record:
             return tag
         return self._unique_tag(f"{tag}/{record.get('layer') or ','.join(record.get('layers', []))}", record)
@@ -61,15 +66,11 @@ class SummaryWriter:
         if quantity in schema.LAYER_SCALAR_QUANTITIES and np.ndim(values) == 0:
             self._figures.setdefault(timeline, {}).setdefault(layer, {})[quantity] = float(values)
             return
-        record = schema.content_record(schema.KIND_LAYER, quantity, layer, timeline)
-        tag = self._unique_tag(schema.tag_for(schema.KIND_LAYER, quantity, layer, timeline), record)
-        self._add(tag, schema.encode_array(values), record)
+        self._arrays.setdefault((timeline, schema.KIND_LAYER, layer), {})[quantity] = np.asarray(values, np.float32)
 
     def add_model(self, quantity: str, values, timeline: str = schema.TIMELINE_EPOCH) -> None:
         """Queue one model-level quantity (probe outputs, output gap)."""
-        record = schema.content_record(schema.KIND_MODEL, quantity, None, timeline)
-        tag = schema.tag_for(schema.KIND_MODEL, quantity, None, timeline)
-        self._add(tag, schema.encode_array(values), record)
+        self._arrays.setdefault((timeline, schema.KIND_MODEL, None), {})[quantity] = np.asarray(values, np.float32)
 
     def add_config(self, config: dict) -> None:
         """Queue the run configuration record (JSON)."""
@@ -80,6 +81,19 @@ class SummaryWriter:
     def add_scalar(self, tag: str, value: float) -> None:
         """Queue a plain scalar, shown by TensorBoard's Scalars tab."""
         self._pending.append(summary_pb2.Summary.Value(tag=tag, simple_value=float(value)))
+
+    def _add_groups(self) -> None:
+        """Queue the arrays, one ``[quantities, ...]`` tensor per group (and value shape)."""
+        for (timeline, kind, layer), arrays in self._arrays.items():
+            for _, members in schema.group_order(kind, list(arrays)):
+                by_shape: dict[tuple[int, ...], list[str]] = {}
+                for quantity in members:
+                    by_shape.setdefault(arrays[quantity].shape, []).append(quantity)
+                for quantities in by_shape.values():
+                    record = schema.group_record(kind, quantities, layer, timeline)
+                    tag = self._unique_tag(schema.group_tag(kind, quantities, layer, timeline), record)
+                    self._add(tag, schema.encode_array(np.stack([arrays[q] for q in quantities])), record)
+        self._arrays = {}
 
     def _add_figures(self) -> None:
         """Queue the per-layer figures, one packed value per set of figures logged."""
@@ -95,6 +109,7 @@ class SummaryWriter:
 
     def write_step(self, step: int) -> None:
         """Write everything queued as one event at ``step`` and flush it to disk."""
+        self._add_groups()
         self._add_figures()
         if not self._pending:
             return
@@ -106,5 +121,6 @@ class SummaryWriter:
     def close(self) -> None:
         """Close the event file (queued values are dropped)."""
         self._pending = []
+        self._arrays = {}
         self._figures = {}
         self._file.close()

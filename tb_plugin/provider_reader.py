@@ -51,7 +51,7 @@ class RunIndex:
 
     name: str
     tags: dict[SeriesKey, str]
-    packed: dict[SeriesKey, list[tuple[str, tuple[int, int]]]] = field(default_factory=dict)
+    packed: dict[SeriesKey, list[tuple[str, tuple[int, ...]]]] = field(default_factory=dict)
 
     def keys(self) -> set[SeriesKey]:
         """Every series the run holds."""
@@ -117,7 +117,7 @@ class ProviderReader:
     With an ``index_cache``, the index of a run is listed once and reused by later requests
     (listing a run's series costs a data-server round trip, ~40 ms, and under the Python
     loader a scan of every point). A cached index stays right: a tag always names the same
-    series (:func:`schema.tag_for`). It only lacks series logged since: the ``runs`` route
+    series (:func:`schema.group_tag`). It only lacks series logged since: the ``runs`` route
     (the tab's Reload) lists every run again.
     """
 

@@ -279,13 +279,13 @@ def test_event_files_readable_by_tensorboard(tmp_path):
     model.fit(x, y, epochs=2, verbose=0, callbacks=[BatchNormInspector(tmp_path, probe_data=x[:16])])
     accumulator = event_accumulator.EventAccumulator(str(tmp_path), size_guidance={event_accumulator.TENSORS: 0})
     accumulator.Reload()
-    tag = schema.tag_for(schema.KIND_LAYER, schema.MOVING_MEAN, "bn2")
+    tag = schema.group_tag(schema.KIND_LAYER, schema.VARIABLE_QUANTITIES, "bn2")
     events = accumulator.Tensors(tag)
     assert [e.step for e in events] == [0, 1, 2]
     from tensorboard.util import tensor_util
 
     np.testing.assert_array_equal(
-        tensor_util.make_ndarray(events[-1].tensor_proto), model.get_layer("bn2").moving_mean.numpy()
+        tensor_util.make_ndarray(events[-1].tensor_proto)[0], model.get_layer("bn2").moving_mean.numpy()
     )
     assert accumulator.SummaryMetadata(tag).plugin_data.plugin_name == schema.PLUGIN_NAME
     assert [e.step for e in accumulator.Scalars(schema.SCALAR_OUTPUT_GAP)] == [0, 1, 2]

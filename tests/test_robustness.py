@@ -411,7 +411,7 @@ def test_resumed_run_has_one_value_per_epoch(tmp_path):
     # TensorBoard's loader returns both, so the tab must keep one value per step.
     accumulator = event_accumulator.EventAccumulator(str(tmp_path), size_guidance={event_accumulator.TENSORS: 0})
     accumulator.Reload()
-    events = accumulator.Tensors(schema.tag_for(schema.KIND_LAYER, schema.MOVING_MEAN, "bn1"))
+    events = accumulator.Tensors(schema.group_tag(schema.KIND_LAYER, schema.VARIABLE_QUANTITIES, "bn1"))
     by_step = {}
     for event in events:
         by_step.setdefault(event.step, []).append(tensor_util.make_ndarray(event.tensor_proto).tobytes())
@@ -438,7 +438,7 @@ def test_sigkill_in_epoch_3_leaves_epochs_readable(tmp_path):
     np.testing.assert_allclose(run.layers["bn"][schema.RESIDUAL_INIT_WEIGHT].values, 0.99 ** np.array([0, 4, 8]))
     accumulator = event_accumulator.EventAccumulator(str(tmp_path), size_guidance={event_accumulator.TENSORS: 0})
     accumulator.Reload()
-    tag = schema.tag_for(schema.KIND_LAYER, schema.MOVING_MEAN, "bn")
+    tag = schema.group_tag(schema.KIND_LAYER, schema.VARIABLE_QUANTITIES, "bn")
     assert [e.step for e in accumulator.Tensors(tag)] == [0, 1, 2]
     assert "bn_inspect/partial" not in accumulator.Tags()["scalars"]  # the truncated record
     assert event_file.stat().st_size > 0
