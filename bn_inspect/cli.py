@@ -24,12 +24,14 @@ import json
 import math
 import os
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from bn_inspect import alignment as alignment_module
 from bn_inspect import comparison, doctor, report, schema, storage
+from bn_inspect.events import DamagedEventFileWarning
 from bn_inspect.reader import RunData, load_logdir, run_directories, to_dataframe
 from bn_inspect.table import format_table
 
@@ -341,6 +343,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(show: Callable) -> Callable:
+    """``warnings.showwarning`` that prints damaged-file warnings as one plain stderr line."""
+
+    def shown(message, category, filename, lineno, file=None, line=None) -> None:
+        if issubclass(category, DamagedEventFileWarning):
+            print(f"bn-inspect: warning: {message}", file=sys.stderr)
+        else:
+            show(message, category, filename, lineno, file, line)
+
+    return shown
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``bn-inspect`` with ``argv`` (default: ``sys.argv[1:]``); returns the exit code.
 
@@ -351,7 +365,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     args = build_parser().parse_args(argv)
     try:
-        return args.run(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning(warnings.showwarning)
+            return args.run(args)
     except CLIError as exc:
         print(f"bn-inspect: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -30,9 +30,12 @@ import os
 import socket
 import struct
 import time
+import warnings
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import google_crc32c
+import numpy as np
 from tensorboard.compat.proto import event_pb2
 
 from bn_inspect import storage
@@ -56,29 +59,111 @@ def frame_record(payload: bytes) -> bytes:
     return header + _CRC.pack(masked_crc32c(header)) + payload + _CRC.pack(masked_crc32c(payload))
 
 
+class DamagedEventFileWarning(UserWarning):
+    """Some records of an event file were damaged and skipped (the rest was read)."""
+
+
+@dataclass
+class RecordScan:
+    """The intact records of an event file's bytes, resynchronising after damaged ones.
+
+    A record is damaged when its length's CRC or its payload's CRC does not match (a flipped
+    byte, a bad block). A damaged payload is skipped by its (CRC-checked) length; after a
+    damaged length the scan moves on to the next offset where a whole record checks out. A
+    partial record at the end (a writer killed mid-write) is not damage: the scan stops there
+    quietly. After iterating, ``skipped_records`` / ``skipped_bytes`` / ``first_offset`` say
+    what was skipped.
+
+    Example:
+        >>> data = frame_record(b"a") + frame_record(b"bb") + frame_record(b"c")
+        >>> damaged = data[:20] + b"X" + data[21:]  # a byte of the second record's length
+        >>> scan = RecordScan(damaged)
+        >>> list(scan), scan.skipped_records, scan.skipped_bytes, scan.first_offset
+        ([b'a', b'c'], 1, 18, 17)
+    """
+
+    data: bytes
+    skipped_records: int = 0
+    skipped_bytes: int = 0
+    first_offset: int | None = None
+
+    def _record_at(self, offset: int) -> tuple[int, bool] | None:
+        """``(end, payload intact)`` of the record at ``offset``; ``None`` when its length
+        does not check out or the file ends inside it."""
+        data, size = self.data, len(self.data)
+        if offset + 12 > size:
+            return None
+        header = data[offset : offset + 8]
+        if _CRC.unpack_from(data, offset + 8)[0] != masked_crc32c(header):
+            return None
+        end = offset + 12 + _HEADER.unpack(header)[0]
+        if end + 4 > size:
+            return None
+        return end + 4, _CRC.unpack_from(data, end)[0] == masked_crc32c(data[offset + 12 : end])
+
+    def _next_intact(self, start: int) -> int | None:
+        """The first offset after ``start`` where an intact record begins (a length whose CRC
+        checks out and a payload whose CRC does too)."""
+        size = len(self.data)
+        if start + 13 > size:
+            return None
+        window = np.ndarray((size - start - 12,), dtype="<u8", buffer=self.data, offset=start + 1, strides=(1,))
+        offsets = np.arange(start + 1, start + 1 + window.size, dtype=np.uint64)
+        candidates = np.flatnonzero(window <= np.uint64(size - 16) - offsets) + start + 1  # lengths that fit
+        for offset in candidates.tolist():
+            found = self._record_at(offset)
+            if found is not None and found[1]:
+                return offset
+        return None
+
+    def _skip(self, offset: int, end: int) -> None:
+        self.skipped_records += 1
+        self.skipped_bytes += end - offset
+        if self.first_offset is None:
+            self.first_offset = offset
+
+    def __iter__(self) -> Iterator[bytes]:
+        offset, size = 0, len(self.data)
+        while offset + 12 <= size:
+            found = self._record_at(offset)
+            if found is not None:
+                end, intact = found
+                if intact:
+                    yield self.data[offset + 12 : end - 4]
+                else:
+                    self._skip(offset, end)
+                offset = end
+                continue
+            header_ok = _CRC.unpack_from(self.data, offset + 8)[0] == masked_crc32c(self.data[offset : offset + 8])
+            if header_ok:  # a length that checks out but runs past the end: a partial tail
+                return
+            following = self._next_intact(offset)
+            self._skip(offset, size if following is None else following)
+            if following is None:
+                return
+            offset = following
+
+    def describe(self, name: str) -> str:
+        """One line saying what was skipped in the file ``name``."""
+        return (
+            f"{name}: skipped {self.skipped_records} damaged record(s), {self.skipped_bytes} bytes from byte "
+            f"offset {self.first_offset}; the records before and after were read"
+        )
+
+
 def iter_records(path: str | os.PathLike | storage.Location) -> Iterator[bytes]:
-    """Yield the payloads of a record file; stop quietly at a truncated or corrupt tail.
+    """Yield the intact payloads of a record file (see :class:`RecordScan`): damaged records
+    are skipped with one :class:`DamagedEventFileWarning` naming the file; a truncated tail
+    stops the file quietly.
 
     A process killed while writing leaves a partial last record: everything before it is
     returned, the partial record is not.
     """
-    data = storage.read_bytes(storage.locate(path))
-    offset, size = 0, len(data)
-    while offset + 12 <= size:
-        header = data[offset : offset + 8]
-        (length,) = _HEADER.unpack(header)
-        (header_crc,) = _CRC.unpack_from(data, offset + 8)
-        if header_crc != masked_crc32c(header):
-            return
-        start, end = offset + 12, offset + 12 + length
-        if end + 4 > size:
-            return
-        payload = data[start:end]
-        (payload_crc,) = _CRC.unpack_from(data, end)
-        if payload_crc != masked_crc32c(payload):
-            return
-        yield payload
-        offset = end + 4
+    location = storage.locate(path)
+    scan = RecordScan(storage.read_bytes(location))
+    yield from scan
+    if scan.skipped_records:  # str(): the URL with any credentials masked
+        warnings.warn(scan.describe(str(location)), DamagedEventFileWarning, stacklevel=2)
 
 
 def read_events(path: str | os.PathLike | storage.Location) -> Iterator[event_pb2.Event]:

@@ -20,6 +20,8 @@ from tensorboard.compat.proto import event_pb2, summary_pb2
 from bn_inspect import schema
 from bn_inspect.events import EventFileWriter
 
+METADATA_COPIES = 2  # values of a tag per file that carry its metadata
+
 
 class SummaryWriter:
     """Collects the values of one step and writes them as one ``Event``.
@@ -28,13 +30,14 @@ class SummaryWriter:
     of one group (:data:`schema.CHANNEL_GROUPS`) into one ``[quantities, channels]`` tensor;
     model-level values by :data:`schema.MODEL_GROUPS`; per-layer figures (scalars of
     :data:`schema.LAYER_SCALAR_QUANTITIES`) into one ``[layers, quantities]`` value per set of
-    figures (:func:`schema.figures_record`). Metadata is attached to the first value of each
-    tag in a file only, as TensorBoard expects (it keeps the first metadata of a series).
+    figures (:func:`schema.figures_record`). Metadata is attached to the first
+    :data:`METADATA_COPIES` values of each tag in a file only (TensorBoard keeps the first
+    metadata of a series): one damaged record never leaves a series of the file unnamed.
     """
 
     def __init__(self, log_dir: str | os.PathLike) -> None:
         self._file = EventFileWriter(log_dir)
-        self._tags_with_metadata: set[str] = set()
+        self._metadata_written: dict[str, int] = {}  # tag -> values written with metadata
         self._records: dict[str, dict] = {}  # tag -> content record of the values it names
         self._pending: list[summary_pb2.Summary.Value] = []
         self._arrays: dict[
@@ -49,9 +52,9 @@ class SummaryWriter:
 
     def _add(self, tag: str, tensor, record: dict) -> None:
         value = summary_pb2.Summary.Value(tag=tag, tensor=tensor)
-        if tag not in self._tags_with_metadata:
+        if self._metadata_written.get(tag, 0) < METADATA_COPIES:
             value.metadata.CopyFrom(schema.make_metadata(record))
-            self._tags_with_metadata.add(tag)
+            self._metadata_written[tag] = self._metadata_written.get(tag, 0) + 1
         self._pending.append(value)
 
     def _unique_tag(self, tag: str, record: dict) -> str:
