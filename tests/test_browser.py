@@ -31,8 +31,15 @@ HOSTILE_RUN = "<img src=x onerror=alert(1)>"
 # BN_INSPECT_SCREENSHOTS at examples/screenshots to refresh the README's pictures.
 SCREENSHOTS = Path(os.environ.get("BN_INSPECT_SCREENSHOTS", Path(tempfile.gettempdir()) / "bn-inspect-screenshots"))
 VIEWPORT = {"width": 1400, "height": 900}
-BACKGROUND = (255, 255, 255)
 NONFINITE_RGB = (233, 30, 99)  # the heatmap's NaN / inf colour (colors.js)
+RUN_COLOURS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189)]  # the tab's first
+MISSING_RGB = (224, 224, 224)  # the heatmap's "not logged" / "not measured" colour
+# The heatmaps' colour scale: matplotlib's viridis at 0, 1/8, ..., 1, linearly interpolated.
+VIRIDIS_ANCHORS = np.array(
+    [[68, 1, 84], [71, 44, 122], [59, 81, 139], [44, 113, 142], [33, 144, 141],
+     [39, 173, 129], [92, 200, 99], [170, 220, 50], [253, 231, 37]],
+    dtype=np.float64,
+)  # fmt: skip
 
 
 def wait_for_tab(url: str, process: subprocess.Popen, timeout: float = 90.0) -> None:
@@ -108,9 +115,71 @@ def count_pixels(tab: Frame, selector: str, rgb: tuple[int, int, int], equal: bo
     )
 
 
-def painted_pixels(tab: Frame, selector: str) -> int:
-    """Pixels of the first canvas matching ``selector`` that are not the white background."""
-    return count_pixels(tab, selector, BACKGROUND, equal=False)
+def viridis(values: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """``[..., 3]`` colours of ``values`` on the scale from ``lo`` to ``hi`` (256 levels)."""
+    level = np.clip(np.floor((values - lo) * (255 / (hi - lo))), 0, 255)
+    position = level / 255 * (len(VIRIDIS_ANCHORS) - 1)
+    anchors = np.arange(len(VIRIDIS_ANCHORS))
+    channels = [np.interp(position, anchors, VIRIDIS_ANCHORS[:, k]) for k in range(3)]
+    return np.floor(np.stack(channels, axis=-1) + 0.5).astype(int)
+
+
+def expected_colours(values: np.ndarray, missing: np.ndarray | None = None) -> np.ndarray:
+    """``[rows, cols, 3]``: the colour each cell of a heatmap of ``values`` must have. Finite
+    values on viridis from their minimum to their maximum, NaN and infinities in the
+    non-finite colour, ``missing`` cells grey."""
+    values = np.asarray(values, dtype=np.float32).astype(np.float64)
+    missing = np.zeros(values.shape, bool) if missing is None else missing
+    finite = np.isfinite(values)
+    lo, hi = values[finite].min(), values[finite].max()
+    colours = viridis(np.where(finite, values, lo), lo, hi)
+    colours[~finite] = NONFINITE_RGB
+    colours[missing] = MISSING_RGB
+    return colours
+
+
+def drawn_colours(tab: Frame, heatmap: str, cells: list[tuple[int, int]] | None = None) -> np.ndarray:
+    """The colour drawn at the centre of each cell ``(row, col)`` of the first heatmap matching
+    ``heatmap`` (every cell by default, as ``[rows, cols, 3]``), read from its canvas."""
+    colours = tab.locator(heatmap).first.evaluate(
+        """(root, cells) => {
+            const canvas = root.querySelector("canvas");
+            const [x, y, w, h] = root.dataset.plot.split(" ").map(Number);
+            const rows = Number(root.dataset.rows), cols = Number(root.dataset.cols);
+            cells ??= Array.from({length: rows * cols}, (_, i) => [Math.floor(i / cols), i % cols]);
+            const ratio = canvas.width / canvas.clientWidth;
+            const {data} = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height);
+            return cells.map(([row, col]) => {
+                const px = Math.floor((x + ((col + 0.5) * w) / cols) * ratio);
+                const py = Math.floor((y + ((row + 0.5) * h) / rows) * ratio);
+                const i = 4 * (py * canvas.width + px);
+                return [data[i], data[i + 1], data[i + 2]];
+            });
+        }""",
+        cells,
+    )
+    if cells is not None:
+        return np.array(colours)
+    rows, cols = (int(tab.locator(heatmap).first.get_attribute(f"data-{a}")) for a in ("rows", "cols"))
+    return np.array(colours).reshape(rows, cols, 3)
+
+
+def layer_rows(run, quantity: str, frozen_unmeasured: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """A layer x step matrix of one per-layer figure as the "Training vs inference" heatmaps
+    draw it (layers in model order, the steps any layer logged) and its cells without a value:
+    not logged, or NaN in a frozen layer when ``frozen_unmeasured``."""
+    layers = [layer for layer in run.layers if quantity in run.layers[layer]]
+    steps = np.unique(np.concatenate([run.layers[layer][quantity].steps for layer in layers]))
+    values = np.full((len(layers), len(steps)), np.nan)
+    missing = np.ones(values.shape, bool)
+    for row, layer in enumerate(layers):
+        series = run.layers[layer][quantity]
+        columns = np.searchsorted(steps, series.steps)
+        values[row, columns] = series.values.reshape(len(series.steps))
+        missing[row, columns] = False
+        if frozen_unmeasured and run.run_config.layer(layer).frozen:
+            missing[row] |= np.isnan(values[row])
+    return values, missing
 
 
 def series_counts(tab: Frame, scope: str) -> list[int]:
@@ -199,7 +268,10 @@ def test_epochs_view_heatmap_drift_and_epoch_comparison(page, tab, browser_logdi
     default = load_logdir(browser_logdir)["default"]
     steps, channels = default.layers["bn_1"][schema.MOVING_MEAN].values.shape
     assert (heatmap.get_attribute("data-rows"), heatmap.get_attribute("data-cols")) == (str(channels), str(steps))
-    assert painted_pixels(tab, "[data-view=epochs-heatmap] canvas") > 50000
+    values = default.layers["bn_1"][schema.MOVING_MEAN].values.T  # channels x epochs
+    np.testing.assert_array_equal(
+        drawn_colours(tab, "[data-view=epochs-heatmap] [data-chart=heatmap]"), expected_colours(values)
+    )
     assert series_counts(tab, "main") == [1, 2]  # drift; epoch A and epoch B
     assert tab.locator("[data-chart=line] canvas").count() == 2
     assert heatmap.get_attribute("data-nonfinite") == "0"
@@ -232,7 +304,8 @@ def test_epochs_heatmap_draws_nonfinite_cells_in_their_own_colour(page, tab, bro
     wait_ready(tab)
     heatmap = tab.locator("[data-view=epochs-heatmap] [data-chart=heatmap]")
     assert heatmap.get_attribute("data-nonfinite") == str(int(np.count_nonzero(~np.isfinite(variance)))) == "3"
-    assert count_pixels(tab, "[data-view=epochs-heatmap] canvas", NONFINITE_RGB, equal=True) > 1000
+    drawn = drawn_colours(tab, "[data-view=epochs-heatmap] [data-chart=heatmap]")
+    np.testing.assert_array_equal(drawn, expected_colours(variance.T))  # the NaN cells where they were logged
     # Hovering a cell drawn in that colour (left of the legend) names the value.
     x, y = heatmap.locator("canvas").evaluate(
         """(canvas, rgb) => {
@@ -267,19 +340,28 @@ def test_compare_view_overlays_the_selected_runs(page, tab):
     assert series_counts(tab, "[data-chart=distance]") == [
         4 * (len(RUNS) - 1)
     ]  # 4 quantities, each run vs the reference
-    assert painted_pixels(tab, f"[data-quantity={schema.MOVING_MEAN}] canvas") > 1000
+    # Each run's curve is drawn in its own colour (colors.js PALETTE, by its place in the run
+    # list); the curves overlap, so some runs show only in a few pixels.
+    chart = f"[data-quantity={schema.MOVING_MEAN}] canvas"
+    for colour in RUN_COLOURS[: len(RUNS)]:
+        assert count_pixels(tab, chart, colour, equal=True) > 0, colour
+    assert count_pixels(tab, chart, RUN_COLOURS[len(RUNS)], equal=True) == 0  # no other run's
     screenshot(page, tab, "tab-compare.png")
     assert page.problems == []
 
 
-def test_modes_view_gap_heatmap_and_channels(page, tab):
+def test_modes_view_gap_heatmap_and_channels(page, tab, browser_logdir):
     show(tab, "modes")
     wait_ready(tab)
     assert series_counts(tab, "[data-chart=output-gap]") == [len(RUNS)]
     heatmap = tab.locator("[data-view=modes-heatmap] [data-chart=heatmap]")
     assert heatmap.get_attribute("data-drawn") == "true"
     assert (heatmap.get_attribute("data-rows"), heatmap.get_attribute("data-cols")) == ("2", "7")  # layers x epochs
-    assert painted_pixels(tab, "[data-view=modes-heatmap] canvas") > 20000
+    shown = load_logdir(browser_logdir)[tab.locator("select[data-control=run]").input_value()]
+    quantity = tab.locator("[data-view=modes-heatmap]").get_attribute("data-quantity")
+    assert quantity == schema.PROBE_MEAN_GAP
+    drawn = drawn_colours(tab, "[data-view=modes-heatmap] [data-chart=heatmap]")
+    np.testing.assert_array_equal(drawn, expected_colours(*layer_rows(shown, quantity, frozen_unmeasured=True)))
     assert series_counts(tab, "[data-view=modes-channels]") == [2, 2]  # moving vs probe batch
     assert "No Dropout" in tab.locator("[data-chart=output-gap]").text_content()
     assert "reference_data=" in tab.locator("[data-view=modes-staleness]").text_content()  # none logged
@@ -300,7 +382,12 @@ def test_modes_view_ema_staleness(page, tab, browser_logdir):
     steps = run.layers[FROZEN_LAYER][schema.POPULATION_MEAN_GAP].steps
     assert (staleness.get_attribute("data-rows"), staleness.get_attribute("data-cols")) == ("2", str(len(steps)))
     assert staleness.get_attribute("data-missing") == staleness.get_attribute("data-nonfinite") == "0"
-    assert painted_pixels(tab, "[data-view=modes-staleness] canvas") > 20000
+    assert tab.locator("[data-view=modes-staleness]").get_attribute("data-quantity") == schema.POPULATION_MEAN_GAP
+    drawn = drawn_colours(tab, "[data-view=modes-staleness] [data-chart=heatmap]")
+    np.testing.assert_array_equal(drawn, expected_colours(*layer_rows(run, schema.POPULATION_MEAN_GAP)))
+    probe = drawn_colours(tab, "[data-view=modes-heatmap] [data-chart=heatmap]")  # the frozen layer: not measured
+    np.testing.assert_array_equal(probe, expected_colours(*layer_rows(run, schema.PROBE_MEAN_GAP, True)))
+    assert (probe[list(run.layers).index(FROZEN_LAYER)] == MISSING_RGB).all()
     assert series_counts(tab, "[data-chart=max-staleness]") == [1]  # only this run has reference data
     probe = tab.locator("[data-view=modes-heatmap] [data-chart=heatmap]")
     assert probe.get_attribute("data-missing") == str(len(run.layers[FROZEN_LAYER][schema.PROBE_MEAN_GAP].steps))
@@ -328,14 +415,17 @@ def test_modes_view_replicas_panel(page, tab, browser_logdir):
     assert "2 replicas" in panel.locator("h3").first.text_content()
     heatmap = panel.locator("[data-view=replicas-heatmap] [data-chart=heatmap]")
     assert (heatmap.get_attribute("data-rows"), heatmap.get_attribute("data-cols")) == ("2", str(len(run.epochs)))
-    assert painted_pixels(tab, "[data-view=replicas-heatmap] canvas") > 20000
+    drawn = drawn_colours(tab, "[data-view=replicas-heatmap] [data-chart=heatmap]")
+    np.testing.assert_array_equal(drawn, expected_colours(*layer_rows(run, schema.REPLICA_MEAN_SPREAD_GAP, True)))
     assert series_counts(tab, "[data-view=replicas-channels]") == [2, 2]  # batch and moving-copy spread
     assert series_counts(tab, "[data-chart=max-replica-spread]") == [1]
     # NaN moving variance makes the probe gap of that layer NaN: drawn in its own colour.
     gaps = run.layers[NONFINITE_LAYER][schema.PROBE_MEAN_GAP].values
     probe = tab.locator("[data-view=modes-heatmap] [data-chart=heatmap]")
     assert probe.get_attribute("data-nonfinite") == str(int(np.isnan(gaps).sum())) == "3"
-    assert count_pixels(tab, "[data-view=modes-heatmap] canvas", NONFINITE_RGB, equal=True) > 1000
+    drawn = drawn_colours(tab, "[data-view=modes-heatmap] [data-chart=heatmap]")
+    np.testing.assert_array_equal(drawn, expected_colours(*layer_rows(run, schema.PROBE_MEAN_GAP, True)))
+    assert (drawn[list(run.layers).index(NONFINITE_LAYER)][np.isnan(gaps.reshape(-1))] == NONFINITE_RGB).all()
     tab.locator("select[data-control=run]").select_option("default")
     wait_ready(tab)
     assert tab.locator("[data-view=modes-replicas]").count() == 0
@@ -408,26 +498,31 @@ def test_findings_panel_opens_the_view_run_and_layer(page, tab, browser_logdir):
 
 
 def test_heatmap_of_2048_channels_by_200_epochs_draws_every_cell(tab):
-    """The largest heatmap the issue names draws completely (its speed is bench/frontend.py's)."""
+    """The largest heatmap the issue names draws completely, each cell in the colour of its
+    value (its speed is bench/frontend.py's)."""
+    rows, cols = 2048, 200
+    # A ramp over epochs, flat for the first and last 21: with over 10% of the cells at each
+    # end, the colour scale (0.5th to 99.5th percentile at this size) runs exactly from 0 to 1.
+    ramp = np.clip((np.arange(cols) - 20) / 159, 0, 1).astype(np.float32)
     drawn = tab.evaluate(
-        """async () => {
+        """async ([rows, ramp]) => {
             const {Heatmap} = await import(new URL("heatmap.js", document.baseURI).toString());
-            const rows = 2048, cols = 200, values = new Float32Array(rows * cols);
-            for (let i = 0; i < values.length; i++) values[i] = (i % cols) / cols;  // a ramp over epochs
+            const cols = ramp.length, values = new Float32Array(rows * cols);
+            for (let i = 0; i < values.length; i++) values[i] = ramp[i % cols];
             const map = new Heatmap({xLabel: "epoch", yLabel: "channel", valueLabel: "v", height: 500});
             map.root.style.width = "1200px";
+            map.root.dataset.test = "large";
             document.body.append(map.root);
             map.setData({rows, cols, values, colLabels: [...Array(cols).keys()]});
-            const canvas = map.root.querySelector("canvas");
-            const image = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
-            const colours = new Set();
-            for (let i = 0; i < image.length; i += 4) colours.add((image[i] << 16) | (image[i + 1] << 8) | image[i + 2]);
-            map.root.remove();
-            return {ok: map.root.dataset.drawn === "true", colours: colours.size};
-        }"""
+            return map.root.dataset.drawn === "true";
+        }""",
+        [rows, ramp.tolist()],
     )
-    assert drawn["ok"]
-    assert drawn["colours"] > 50, drawn  # the ramp spans the colour scale, not one flat fill
+    assert drawn
+    cells = [(row, col) for row in (0, 700, rows - 1) for col in (0, 21, 40, 77, 100, 150, 178, cols - 1)]
+    colours = drawn_colours(tab, "[data-test=large]", cells)
+    np.testing.assert_array_equal(colours, viridis(np.array([ramp[col] for _, col in cells], np.float64), 0.0, 1.0))
+    tab.evaluate("document.querySelector('[data-test=large]').remove()")
 
 
 def test_a_hostile_run_name_shows_as_text(page, tab, tensorboard_url, browser_logdir, plugin_logdir):

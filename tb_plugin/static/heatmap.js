@@ -149,6 +149,7 @@ export class Heatmap {
     context.fillStyle = themeColor(this.root, "--bn-surface", "#ffffff");
     context.fillRect(0, 0, width, this.height);
     const plot = (this.plot = this.layout(context, width));
+    this.root.dataset.plot = [plot.x, plot.y, plot.w, plot.h].join(" "); // where the cells are, in CSS pixels
     context.imageSmoothingEnabled = false;
     context.drawImage(this.image, plot.x, plot.y, plot.w, plot.h);
     context.strokeStyle = "#9e9e9e";
