@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import os
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import keras
 import numpy as np
 
-from bn_inspect import schema, stats, summaries
-from bn_inspect.distribution import replica_strategy
+from bn_inspect import schema, stats, storage, summaries
+from bn_inspect.distribution import is_writing_process, replica_strategy
 from bn_inspect.guard import BatchNormInspectorWarning, skipped_on_error, warn
 from bn_inspect.layers import FoundLayer, find_batchnorm_layers, has_training_noise, layer_config, variable_values
 from bn_inspect.population import PopulationStatistics
@@ -37,28 +35,6 @@ def _to_int(value: Any) -> int:
     return int(np.asarray(keras.ops.convert_to_numpy(value)).reshape(-1)[0])
 
 
-def _fit_batch_size() -> int | None:
-    """The ``batch_size`` the running ``fit`` iterates with, read from its data adapter."""
-    frame = sys._getframe(1)
-    while frame is not None:
-        iterator = frame.f_locals.get("epoch_iterator") if frame.f_code.co_name == "fit" else None
-        adapter = getattr(iterator, "data_adapter", None)
-        size = getattr(adapter, "batch_size", None)
-        if isinstance(size, int):
-            return size
-        frame = frame.f_back
-    return None
-
-
-def _is_chief(model: Any) -> bool:
-    """False on the non-chief workers of a TensorFlow distribution strategy."""
-    tf = sys.modules.get("tensorflow")
-    if tf is None or keras.backend.backend() != "tensorflow":
-        return True
-    strategy = getattr(model, "distribute_strategy", None) or tf.distribute.get_strategy()
-    return bool(getattr(strategy.extended, "should_save_summary", True))
-
-
 class BatchNormInspector(keras.callbacks.Callback):
     """Log every BatchNormalization layer's statistics to TensorBoard, every epoch.
 
@@ -76,14 +52,18 @@ class BatchNormInspector(keras.callbacks.Callback):
     Steps: step 0 is the state before the first epoch (the initializers); step k the state
     after epoch k. A fit resumed with ``initial_epoch=k`` continues at step k.
 
-    Under a ``tf.distribute`` strategy only the chief writes. With several replicas the
+    Logs go to a local directory or any fsspec URL (``s3://``, ``gs://``, ``memory://``;
+    see docs/storage.md). In multi-process training only one process writes: process 0
+    under ``keras.distribution`` (JAX), the chief under a ``tf.distribute`` strategy. With several replicas the
     probe also runs split across them, to show how far apart their batch statistics are
     (``synchronized=True`` layers: ~0). Whatever fails while logging is reported as a
     :class:`BatchNormInspectorWarning` and skipped; training goes on unchanged.
 
     Args:
         log_dir: Directory of this run's event files (one run = one directory; compare runs
-            by giving each its own sub-directory of a common ``--logdir``).
+            by giving each its own sub-directory of a common ``--logdir``): a local path or
+            an fsspec URL such as ``"s3://bucket/exp/run1"`` (``pip install
+            "bn-inspect[s3]"``; ``[gcs]`` for ``gs://``). Credentials never go in the URL.
         probe_data: Fixed batch for the training-vs-inference probe: an array, an
             ``(x, y)`` tuple, a list/dict of arrays, or a dataset of batches (taken up to
             ``max_probe_samples``). Use at least a few dozen samples. Defaults to `None`
@@ -91,8 +71,9 @@ class BatchNormInspector(keras.callbacks.Callback):
         log_every_n_batches: Also log the variables every N training steps, on the global
             step, for within-epoch curves. Defaults to `None` (epoch ends only).
         max_probe_samples: Largest probe batch accepted. Defaults to `1024`.
-        batch_size: Training batch size to record in the run config. Defaults to `None`
-            (read from the running ``fit``).
+        batch_size: Training batch size to record in the run config (``bn-inspect doctor``
+            checks it against BatchNormalization's needs). Keras does not tell callbacks the
+            batch size, so pass the one given to ``fit``. Defaults to `None` (unknown).
         reference_data: Data for population statistics: arrays, an ``(x, y)`` tuple, or a
             re-iterable dataset of batches (``tf.data.Dataset``, ``keras.utils.PyDataset``),
             streamed batch by batch, once per trainable BN layer at every logged step; a
@@ -101,6 +82,10 @@ class BatchNormInspector(keras.callbacks.Callback):
             this. Defaults to `1`.
         reference_batch_size: Batch size for array ``reference_data`` (speed and memory
             only; the statistics do not depend on it). Defaults to `256`.
+        storage_options: Options for the fsspec filesystem of a URL ``log_dir``, e.g.
+            ``{"endpoint_url": "http://minio:9000"}`` for s3fs; fsspec also reads
+            ``FSSPEC_<PROTOCOL>_<OPTION>`` environment variables. Never logged. Defaults to
+            `None`.
 
     Example:
     ```python
@@ -120,10 +105,11 @@ class BatchNormInspector(keras.callbacks.Callback):
         reference_data: Any = None,
         reference_every: int = 1,
         reference_batch_size: int = 256,
+        storage_options: dict | None = None,
     ) -> None:
         super().__init__()
         if not isinstance(log_dir, (str, os.PathLike)) or not str(log_dir):
-            raise ValueError(f"log_dir must be a directory path; got {log_dir!r}.")
+            raise ValueError(f"log_dir must be a directory path or URL; got {log_dir!r}.")
         if log_every_n_batches is not None and (not isinstance(log_every_n_batches, int) or log_every_n_batches < 1):
             raise ValueError(f"log_every_n_batches must be a positive int or None; got {log_every_n_batches!r}.")
         if not isinstance(max_probe_samples, int) or max_probe_samples < 1:
@@ -132,7 +118,10 @@ class BatchNormInspector(keras.callbacks.Callback):
             raise ValueError(f"reference_every must be a positive int (epochs); got {reference_every!r}.")
         if not isinstance(reference_batch_size, int) or reference_batch_size < 1:
             raise ValueError(f"reference_batch_size must be a positive int; got {reference_batch_size!r}.")
-        self.log_dir = Path(log_dir)
+        if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
+            raise ValueError(f"batch_size must be a positive int or None; got {batch_size!r}.")
+        self.log_dir = os.fspath(log_dir)
+        self.storage_options = storage_options
         self.probe_data = probe_data
         self.log_every_n_batches = log_every_n_batches
         self.max_probe_samples = max_probe_samples
@@ -176,7 +165,7 @@ class BatchNormInspector(keras.callbacks.Callback):
         if not self._layers:
             warn(f"bn-inspect: model {self.model.name!r} has no BatchNormalization layer; nothing to log.")
             return
-        if not _is_chief(self.model):
+        if not is_writing_process(self.model):
             self._layers = []
             return
         self._prepare()
@@ -222,8 +211,9 @@ class BatchNormInspector(keras.callbacks.Callback):
     def _prepare(self) -> None:
         """Open the writer, build the probe and population statistics, count the steps so far."""
         model = self.model
-        existing_step = last_logged_step(self.log_dir) if self.log_dir.is_dir() else None
-        self._open_writer()
+        location = storage.locate(self.log_dir, self.storage_options)
+        existing_step = last_logged_step(location) if storage.is_directory(location) else None
+        self._open_writer(location)
         self._strategy = replica_strategy(model)
         self._prepare_probe()
         if self.reference_data is not None:
@@ -238,21 +228,17 @@ class BatchNormInspector(keras.callbacks.Callback):
                 self._steps.last_step = existing_step  # a trained model resumes: continue the steps
             else:
                 warn(
-                    f"bn-inspect: {str(self.log_dir)!r} already holds bn-inspect data and this model "
+                    f"bn-inspect: {str(location)!r} already holds bn-inspect data and this model "
                     "has not trained yet, so two runs will be mixed in one series. Give each run its "
                     "own log_dir."
                 )
 
-    def _open_writer(self) -> None:
-        if self.log_dir.exists() and not self.log_dir.is_dir():
-            raise ValueError(f"bn-inspect: log_dir {str(self.log_dir)!r} is a file; pass a directory path.")
-        try:
-            self._writer = SummaryWriter(self.log_dir)
-        except OSError as exc:
-            raise ValueError(
-                f"bn-inspect: cannot write to log_dir {str(self.log_dir)!r} ({exc.strerror or exc}); "
-                "pass a writable directory."
-            ) from exc
+    def _open_writer(self, location: storage.Location) -> None:
+        """Open the writer; :class:`bn_inspect.storage.StorageError` (a ``ValueError`` naming the
+        fix) when ``log_dir`` is a file or cannot be written."""
+        if storage.exists(location) and not storage.is_directory(location):
+            raise storage.StorageError(f"bn-inspect: log_dir {str(location)!r} is a file; pass a directory path.")
+        self._writer = SummaryWriter(location)
 
     def _prepare_probe(self) -> None:
         if self.probe_data is None:
@@ -307,7 +293,7 @@ class BatchNormInspector(keras.callbacks.Callback):
             keras_version=keras.__version__,
             backend=keras.backend.backend(),
             global_dtype_policy=getattr(policy, "name", str(policy)),
-            batch_size=self.batch_size if self.batch_size is not None else _fit_batch_size(),
+            batch_size=self.batch_size,
             steps_per_epoch=(self.params or {}).get("steps"),
             epochs=(self.params or {}).get("epochs"),
             momentum_steps_at_begin=self._iterations_at_begin,

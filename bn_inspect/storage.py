@@ -28,6 +28,9 @@ from fsspec.implementations.local import LocalFileSystem
 
 # Protocol -> the bn-inspect extra that installs its fsspec implementation.
 EXTRAS = {"s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs"}
+# Protocols of object stores: no directories, no append, buckets made by their owners.
+OBJECT_STORES = {"s3", "s3a", "gs", "gcs", "abfs", "abfss", "az", "oss"}
+_CREDENTIAL_OPTION = re.compile(r"key|secret|token|password|credential|session", re.IGNORECASE)
 _USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)[^/@\s]+@")
 
 
@@ -86,6 +89,17 @@ class Location:
         return self.path
 
 
+def _option_secrets(options: Mapping[str, Any]) -> list[str]:
+    """The string values of credential-like storage options (key, secret, token, password, ...)."""
+    found = []
+    for name, value in options.items():
+        if isinstance(value, Mapping):
+            found += _option_secrets(value)
+        elif isinstance(value, str) and _CREDENTIAL_OPTION.search(name):
+            found.append(value)
+    return found
+
+
 def locate(target: str | os.PathLike | Location, storage_options: Mapping[str, Any] | None = None) -> Location:
     """The :class:`Location` of a local path or fsspec URL.
 
@@ -101,7 +115,7 @@ def locate(target: str | os.PathLike | Location, storage_options: Mapping[str, A
         return Location(LocalFileSystem(), LocalFileSystem._strip_protocol(text), text)
     shown = redact(text)
     userinfo = _userinfo(text)
-    secrets = (userinfo,) if userinfo else ()
+    secrets = tuple(s for s in (userinfo, *_option_secrets(storage_options or {})) if s)
     protocol = text.split("://", 1)[0].split("::")[-1].lower()
     try:
         fs, path = fsspec.core.url_to_fs(text, **dict(storage_options or {}))
@@ -147,8 +161,14 @@ def exists(location: Location) -> bool:
 
 
 def make_directory(location: Location) -> None:
-    """Create ``location`` and its parents (nothing to do on object stores)."""
-    location.fs.makedirs(location.path, exist_ok=True)
+    """Create ``location`` and its parents; nothing on object stores, whose "directories" are
+    key prefixes (there ``makedirs`` would create a missing bucket: a bucket is the user's to make)."""
+    if not set(_protocols(location.fs)) & OBJECT_STORES:
+        location.fs.makedirs(location.path, exist_ok=True)
+
+
+def _protocols(fs: Any) -> tuple[str, ...]:
+    return (fs.protocol,) if isinstance(fs.protocol, str) else tuple(fs.protocol)
 
 
 def files_in(location: Location) -> list[Location]:

@@ -54,7 +54,7 @@ def _train_without_tensorflow(backend: str, log_dir, weights_file) -> dict:
             def on_epoch_end(self, epoch, logs=None):
                 weights[epoch + 1] = mlp_weights(self.model)
 
-        inspector = BatchNormInspector({str(log_dir)!r}, probe_data=x[:{PROBE}], log_every_n_batches={LOG_EVERY},
+        inspector = BatchNormInspector({str(log_dir)!r}, probe_data=x[:{PROBE}], log_every_n_batches={LOG_EVERY}, batch_size={BATCH_SIZE},
                                        reference_data=x)
         model.fit(x, y, epochs={EPOCHS}, batch_size={BATCH_SIZE}, verbose=0, callbacks=[inspector, Record()])
         recalibrate(model, x, batch_size=40, progress=False)

@@ -80,7 +80,7 @@ def test_config_record_describes_layers_and_run(tmp_path):
     )
     model.compile("sgd", "mse")
     x, y = make_data(n=50)
-    model.fit(x, y[:, :1], epochs=1, batch_size=10, verbose=0, callbacks=[BatchNormInspector(tmp_path)])
+    model.fit(x, y[:, :1], epochs=1, batch_size=10, verbose=0, callbacks=[BatchNormInspector(tmp_path, batch_size=10)])
     config = load_logdir(tmp_path)["."].config
     assert config["model_name"] == "cfg_model"
     assert config["backend"] == keras.backend.backend() and config["keras_version"] == keras.__version__

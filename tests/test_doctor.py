@@ -125,7 +125,7 @@ def _fit(model, log_dir, x, y, epochs, batch_size=BATCH, callbacks=(), **inspect
             epochs=epochs,
             batch_size=batch_size,
             verbose=0,
-            callbacks=[*callbacks, BatchNormInspector(log_dir, **inspector)],
+            callbacks=[*callbacks, BatchNormInspector(log_dir, batch_size=batch_size, **inspector)],
         )
     return model
 
