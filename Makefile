@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 BACKEND_EXTRA ?= tf-cpu
 PORT ?= 6006
 # Tests that exercise the Keras backend, run a second time on JAX (see the README's Compatibility section).
-JAX_TESTS := tests/test_probe.py tests/test_callback.py tests/test_population.py tests/test_recalibrate.py
+JAX_TESTS := tests/test_probe.py tests/test_callback.py tests/test_population.py tests/test_recalibrate.py tests/test_custom_loop.py
 
 .PHONY: setup setup-jax demo examples docs tensorboard lint format test test-jax screenshots bench clean
 

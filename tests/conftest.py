@@ -29,3 +29,13 @@ def auto_named(tmp_path_factory):
     from auto_named_logdir import write_auto_named_runs
 
     return write_auto_named_runs(tmp_path_factory.mktemp("auto_named"))
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """A real S3 API (moto_server on a free port) for the whole session; see tests/s3_server.py."""
+    from s3_server import start_s3_server
+
+    server = start_s3_server()
+    yield server
+    server.stop()
