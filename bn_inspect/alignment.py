@@ -257,8 +257,9 @@ def _slot_name(layers_by_run: Mapping[str, LayerList], members: list[tuple[str, 
 def _in_model_order(
     slots: list[Slot], runs: list[str], layers_by_run: Mapping[str, LayerList], placed: dict[tuple[str, int], Slot]
 ) -> list[Slot]:
-    """Slots ordered by the first run's model order, other runs' slots after their predecessor;
-    slot names made unique (``name (2)``)."""
+    """Slots ordered by the first run's model order; a slot of a later run only comes right
+    after the slot of its predecessor in that run (at the end when it has none); slot names made
+    unique (``name (2)``)."""
     ordered: list[Slot] = []
     for run in runs:
         previous = -1
@@ -266,6 +267,9 @@ def _in_model_order(
             slot = placed[(run, i)]
             if slot in ordered:
                 previous = ordered.index(slot)
+            elif previous < 0:  # before any slot this run shares: after all slots so far
+                ordered.append(slot)
+                previous = len(ordered) - 1
             else:
                 previous += 1
                 ordered.insert(previous, slot)

@@ -2,8 +2,8 @@
 
 The article's setup: ``np.random.seed(42); data = np.random.rand(1000, 10)``, random targets,
 ``Dense(32) -> BatchNormalization -> Dense(1)``, adam, mse, default batch size 32 (so 32
-steps per epoch). Layers get fixed names so that runs of different examples and of separate
-processes have the same layer paths.
+steps per epoch). Layers get fixed names, except in the initializers example, which builds its
+models as the article does (automatic names, one process, no ``clear_session``).
 """
 
 from __future__ import annotations
@@ -47,21 +47,27 @@ def article_data() -> tuple[np.ndarray, np.ndarray]:
     return data, targets
 
 
-def article_model(**bn_options) -> keras.Model:
+def article_model(auto_names: bool = False, **bn_options) -> keras.Model:
     """``Dense(32) -> BatchNormalization(**bn_options) -> Dense(1)``, compiled with adam + mse.
 
     Seeds every random generator first, so the same call gives the same initial weights and
-    the same batch order in ``fit``.
+    the same batch order in ``fit``. ``auto_names=True`` leaves the names to Keras, as the
+    article's script does: each model built in the process gets new ones
+    (``batch_normalization``, ``batch_normalization_1``, ...).
     """
     keras.utils.set_random_seed(SEED)
+
+    def name(fixed: str) -> str | None:
+        return None if auto_names else fixed
+
     model = keras.Sequential(
         [
             keras.Input((10,)),
-            keras.layers.Dense(32, name="dense"),
-            keras.layers.BatchNormalization(name="bn", **bn_options),
-            keras.layers.Dense(1, name="head"),
+            keras.layers.Dense(32, name=name("dense")),
+            keras.layers.BatchNormalization(name=name("bn"), **bn_options),
+            keras.layers.Dense(1, name=name("head")),
         ],
-        name="article",
+        name=name("article"),
     )
     model.compile(optimizer="adam", loss="mse")
     return model

@@ -10,6 +10,12 @@ The article says later batches contribute less. They do not: every batch enters 
 average with weight ``1 - momentum``; what fades is the weight of everything already in it,
 the initializer included (``momentum**steps``).
 
+The models are built as the article builds them: one after another in one process, with
+Keras' automatic names and no ``keras.backend.clear_session()``, so the three runs' layers are
+called ``batch_normalization``, ``batch_normalization_1``, ``batch_normalization_2`` (or further
+along, after other models). bn-inspect matches them across runs (:func:`bn_inspect.align`: the
+path without Keras' numbering), so ``bn-inspect compare`` and the tab compare them as one layer.
+
 Run: ``python examples/initializers.py`` (logs into logs/initializers/<run>, with
 within-epoch curves: the variables are logged after every batch).
 """
@@ -59,25 +65,36 @@ def main(log_root: str | os.PathLike = LOG_ROOT, scale: float = 1.0) -> dict:
     root = fresh_log_dir(log_root, "initializers")
     figures, variables, trained = {}, {}, {}
     for name, options in RUNS.items():
-        model = article_model(**options)
+        model = article_model(auto_names=True, **options)
         inspector = BatchNormInspector(root / name, probe_data=data[:PROBE_SAMPLES], log_every_n_batches=1)
         model.fit(data, targets, epochs=1, verbose=0, callbacks=[inspector])
         steps = int(model.optimizer.iterations.numpy())
-        momentum = model.get_layer("bn").momentum
-        variables[name] = bn_values(model, "bn")
+        (bn,) = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+        momentum = bn.momentum
+        variables[name] = bn_values(model, bn.name)
         trained[name] = [w.numpy() for w in model.trainable_weights]
         figures[name] = {
             "steps": steps,
             "momentum": momentum,
             "prediction": predict_one(model, data[0]),
             "residual_init_weight": float(stats.residual_init_weight(momentum, steps)),
+            "layer": bn.name,
         }
 
     show(
         f"Example 2: initializers, 1 epoch ({figures['default']['steps']} steps), prediction on data[0]",
-        ["run", "beta", "gamma", "moving_mean", "moving_variance", "predict(data[0])", "initializer weight"],
         [
-            [name, *INITIAL[name], f"{f['prediction']:.4f}", f"{f['residual_init_weight']:.3f}"]
+            "run",
+            "BN layer",
+            "beta",
+            "gamma",
+            "moving_mean",
+            "moving_variance",
+            "predict(data[0])",
+            "initializer weight",
+        ],
+        [
+            [name, f["layer"], *INITIAL[name], f"{f['prediction']:.4f}", f"{f['residual_init_weight']:.3f}"]
             for name, f in figures.items()
         ],
     )

@@ -66,11 +66,11 @@ PICTURES = (
         "bn",
         (Strip("Training vs inference", STALENESS, ("moving statistics of", "the initializers still weigh"), "5"),),
     ),
-    Picture(
+    Picture(  # auto-named layers (batch_normalization, _1, _2), aligned as one slot
         "initializers.png",
         "initializers",
         ("default", "constant_0.5", "moving_only_0.5"),
-        "bn",
+        "batch_normalization",
         (
             Strip(
                 "Runs compared",

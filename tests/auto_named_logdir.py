@@ -57,3 +57,66 @@ def write_auto_named_runs(root: Path) -> dict:
         paths[run] = [f.path for f in found]
         states[run] = [(f.layer.moving_mean.numpy(), f.layer.moving_variance.numpy()) for f in found]
     return {"root": str(root), "paths": paths, "states": states}
+
+
+# A sweep of 200 runs: learning rate x seed, all models of one process, so run k's layer is
+# `batch_normalization_<k + 10>` (matched across runs, and with the runs above, by name).
+SWEEP_LRS = ("0.001", "0.01", "0.1", "0.3")
+SWEEP_SEEDS = 50
+SWEEP_CHANNELS = 16
+SWEEP_EPOCHS = 2
+SWEEP_STEPS_PER_EPOCH = 8
+
+
+def sweep_run_name(lr: str, seed: int) -> str:
+    return f"sweep/lr{lr}_seed{seed:02d}"
+
+
+def write_sweep(root: Path) -> list[str]:
+    """200 schema-conformant runs written with bn-inspect's own writer (training 200 models
+    would take minutes): one BN layer of ``SWEEP_CHANNELS`` channels, epochs 0..2, the moving
+    statistics of a momentum-0.99 EMA after 8 steps per epoch, so the initializer still weighs
+    85% at the last epoch in every run. Returns the run names."""
+    from bn_inspect import schema
+    from bn_inspect.writer import SummaryWriter
+
+    names = []
+    for k, (lr, seed) in enumerate((lr, seed) for lr in SWEEP_LRS for seed in range(SWEEP_SEEDS)):
+        name = sweep_run_name(lr, seed)
+        path = f"batch_normalization_{k + 10}"
+        rng = np.random.default_rng(k)
+        config = {
+            "model_name": f"sequential_{k}",
+            "backend": "tensorflow",
+            "keras_version": "3",
+            "batch_size": 32,
+            "steps_per_epoch": SWEEP_STEPS_PER_EPOCH,
+            "layers": [
+                {
+                    "path": path,
+                    "channels": SWEEP_CHANNELS,
+                    "momentum": 0.99,
+                    "epsilon": 1e-3,
+                    "axis": -1,
+                    "trainable": True,
+                    "synchronized": False,
+                }
+            ],
+        }
+        target_mean, target_variance = rng.normal(size=SWEEP_CHANNELS), rng.uniform(0.5, 2, SWEEP_CHANNELS)
+        writer = SummaryWriter(root / name)
+        writer.add_config(config)
+        for step in range(SWEEP_EPOCHS + 1):
+            residual = 0.99 ** (SWEEP_STEPS_PER_EPOCH * step)
+            writer.add_layer(path, schema.MOVING_MEAN, ((1 - residual) * target_mean).astype(np.float32))
+            writer.add_layer(
+                path, schema.MOVING_VARIANCE, (residual + (1 - residual) * target_variance).astype(np.float32)
+            )
+            writer.add_layer(path, schema.GAMMA, np.ones(SWEEP_CHANNELS, np.float32))
+            writer.add_layer(path, schema.BETA, np.zeros(SWEEP_CHANNELS, np.float32))
+            writer.add_layer(path, schema.UPDATES, np.float32(SWEEP_STEPS_PER_EPOCH * step))
+            writer.add_layer(path, schema.RESIDUAL_INIT_WEIGHT, np.float32(residual))
+            writer.write_step(step)
+        writer.close()
+        names.append(name)
+    return names

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bn_inspect import load_logdir, schema
+from bn_inspect import align, load_logdir, schema
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
 
@@ -52,14 +52,19 @@ def test_initializers(tmp_path, capsys):
     assert sorted(runs) == ["constant_0.5", "default", "moving_only_0.5"]
     steps = figures["default"]["steps"]
     assert steps == 4
-    residual = runs["default"].batch_layers["bn"][schema.RESIDUAL_INIT_WEIGHT]
+    # Built as the article builds them: automatic names, one per model, aligned by bn_inspect.align.
+    layers = {run: figures[run]["layer"] for run in runs}
+    assert len(set(layers.values())) == 3 and all(name.startswith("batch_normalization") for name in layers.values())
+    (slot,) = align(runs).slots
+    assert {run: slot.path(run) for run in runs} == layers and slot.how == "name"
+    residual = runs["default"].batch_layers[layers["default"]][schema.RESIDUAL_INIT_WEIGHT]
     assert residual.steps.tolist() == list(range(1, steps + 1))  # logged after every batch
     np.testing.assert_allclose(residual.values, 0.99**residual.steps, rtol=1e-5)
     # training never reads the moving statistics: moving_only_0.5 = default + (0.5 - init) * m**t
     for quantity, initial in ((schema.MOVING_MEAN, 0.0), (schema.MOVING_VARIANCE, 1.0)):
         delta = (
-            runs["moving_only_0.5"].layers["bn"][quantity].values[-1]
-            - runs["default"].layers["bn"][quantity].values[-1]
+            runs["moving_only_0.5"].layers[layers["moving_only_0.5"]][quantity].values[-1]
+            - runs["default"].layers[layers["default"]][quantity].values[-1]
         )
         np.testing.assert_allclose(delta, (0.5 - initial) * 0.99**steps, atol=2e-6)
     assert figures["moving_only_0.5"]["trained_like_default"]

@@ -56,7 +56,7 @@ function currentSlot() {
 function matchText(slot) {
   const runs = Object.keys(slot.layers);
   if (slot.how === "unmatched") return state.selected.size > 1 ? `only in ${runs[0]}` : "";
-  return slot.how === "path" ? "" : slot.description;
+  return slot.how === "path" ? "" : `matched by ${slot.how}`;
 }
 
 function colorOf(runName) {

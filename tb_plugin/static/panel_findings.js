@@ -66,6 +66,12 @@ function clusters(items, slotOf) {
   return [...byKey.values()];
 }
 
+/** "runs a, b, c" — the first few only when there are many. */
+function runsText(runs, shown = 6) {
+  const more = runs.length > shown ? ` … and ${runs.length - shown} more` : "";
+  return `runs ${runs.slice(0, shown).join(", ")}${more}`;
+}
+
 /** One entry for a finding shared by several runs, expandable to each run's finding. */
 function sharedItem({key, where, findings}, context) {
   const [first] = findings;
@@ -80,7 +86,7 @@ function sharedItem({key, where, findings}, context) {
           el("span", {class: "bn-runs-count", text: `in ${findings.length} runs`}),
           target ? el("span", {class: "bn-finding-view", text: `→ ${target}`}) : null,
         ]),
-        el("div", {class: "bn-finding-where", text: [where ? `layer ${where}` : "whole run", `runs ${findings.map((f) => f.run).join(", ")}`].join(" · ")}),
+        el("div", {class: "bn-finding-where", text: [where ? `layer ${where}` : "whole run", runsText(findings.map((f) => f.run))].join(" · ")}),
         el("div", {class: "bn-fix"}, [el("span", {class: "bn-fix-key", text: "Fix"}), first.fix]),
       ]),
     ]),

@@ -9,6 +9,11 @@ import {PALETTE} from "./colors.js";
 
 const DASHES = [undefined, [6, 4], [2, 3], [10, 3, 2, 3]];
 
+/** The first few items of a list, then how many more. */
+function shortList(items, shown = 4) {
+  return items.slice(0, shown).join(", ") + (items.length > shown ? ` … and ${items.length - shown} more` : "");
+}
+
 export async function renderCompare(container, {runs, slot, layer, pathOf, schema, colorOf}) {
   if (!slot) {
     container.append(message("The selected runs have no BatchNormalization layer."));
@@ -53,7 +58,7 @@ export async function renderCompare(container, {runs, slot, layer, pathOf, schem
   container.append(
     el("p", {class: "bn-caption", dataset: {caption: "slot"}, text:
       `Layer “${layer}” in ${meta.runs.length} run(s)` +
-      (slot.how === "path" ? "." : `, ${slot.description}${renamed.length ? ` (${renamed.join(", ")})` : ""}.`) +
+      (slot.how === "path" ? "." : `, ${slot.description}${renamed.length ? ` (${shortList(renamed)})` : ""}.`) +
       (within.length ? ` Within-epoch points included for: ${within.join(", ")}.` : "")}),
     grid,
   );
