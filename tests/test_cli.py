@@ -210,15 +210,29 @@ def test_export_csv_holds_the_logged_variables(logs, capsys, tmp_path):
     assert pd.read_csv(target).equals(frame)
 
 
-def test_export_parquet_or_a_clear_message(logs, capsys, tmp_path):
+def test_export_parquet_holds_the_csv_table(logs, capsys, tmp_path):
+    """The parquet file, read by pyarrow, is the CSV export's table: same rows in the same
+    order, the same float32 values."""
+    import pyarrow.parquet
+
+    code, out, _ = run_cli(capsys, "export", logs["root"])
+    assert code == 0
+    csv = pd.read_csv(io.StringIO(out))
     target = tmp_path / "all.parquet"
     code, _, err = run_cli(capsys, "export", logs["root"], "--format", "parquet", "--output", str(target))
-    try:
-        import pyarrow  # noqa: F401
-    except ImportError:
-        assert code == 2 and "pip install pyarrow" in err and not target.exists()
-    else:
-        assert code == 0 and len(pd.read_parquet(target)) > 0
+    assert code == 0 and f"wrote {len(csv)} rows" in err
+    table = pyarrow.parquet.read_table(target).to_pandas()
+    assert list(table.columns) == list(csv.columns) and len(table) == len(csv) > 0
+    for column in ("run", "layer", "quantity", "step", "channel"):
+        assert table[column].tolist() == csv[column].tolist(), column
+    np.testing.assert_array_equal(table["value"].to_numpy(np.float32), csv["value"].to_numpy().astype(np.float32))
+
+
+def test_export_parquet_without_pyarrow_names_the_fix(logs, capsys, monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "pyarrow", None)  # import pyarrow now raises ImportError
+    target = tmp_path / "all.parquet"
+    code, _, err = run_cli(capsys, "export", logs["root"], "--format", "parquet", "--output", str(target))
+    assert code == 2 and "pip install pyarrow" in err and not target.exists()
 
 
 def test_export_without_pandas(logs, capsys, monkeypatch):
