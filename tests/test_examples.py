@@ -94,8 +94,28 @@ def test_modes_single_sample_output_is_beta_through_the_head(tmp_path, capsys):
     np.testing.assert_allclose(after["moving_variance"], 0.99 * before["moving_variance"], atol=1e-6)
     # ...which the example undid; the stateless comparison changed nothing
     np.testing.assert_array_equal(model.get_layer("bn").moving_mean.numpy(), before["moving_mean"].astype(np.float32))
-    assert result["unchanged"]
-    assert result["output_gap"][0] == pytest.approx(result["logged_output_gap"], rel=1e-5)
+    # ...and the stateless comparison changed nothing: the BN variables are still those the
+    # inspector logged at the end of training
+    run = load_logdir(tmp_path / "modes")["probe_64"]
+    for quantity in schema.VARIABLE_QUANTITIES:
+        logged_values = run.layers["bn"][quantity].values[-1]
+        np.testing.assert_array_equal(getattr(model.get_layer("bn"), quantity).numpy(), logged_values)
+    # The output gap on the 64-sample probe, in numpy from the weights: training mode normalises
+    # with the probe's batch statistics (biased variance), inference mode with the moving ones.
+    layer = model.get_layer("bn")
+    probe = common.article_data()[0][: common.PROBE_SAMPLES].astype(np.float64) @ dense_kernel + dense_bias
+    gamma, beta, mean, variance = (
+        getattr(layer, name).numpy().astype(np.float64) for name in ("gamma", "beta", "moving_mean", "moving_variance")
+    )
+
+    def head(normalised: np.ndarray) -> np.ndarray:
+        return (gamma * normalised + beta) @ kernel + bias
+
+    training = head((probe - probe.mean(0)) / np.sqrt(probe.var(0) + layer.epsilon))
+    inference = head((probe - mean) / np.sqrt(variance + layer.epsilon))
+    gap = np.abs(training - inference).mean()
+    assert result["output_gap"][0] == pytest.approx(gap, rel=1e-4)
+    assert run.model[schema.OUTPUT_GAP].values[-1][0] == pytest.approx(gap, rel=1e-4)
     assert any("1 sample" in w and "equals beta" in w for w in result["warnings"])
     assert "equals beta" in out
 
