@@ -59,7 +59,7 @@ test-jax: setup-jax
 
 screenshots: setup  # refresh the README's pictures of the tab
 	bash .ci/ensure-chromium
-	BN_INSPECT_SCREENSHOTS=examples/screenshots $(BIN)/python -m pytest -q tests/test_browser.py
+	BN_INSPECT_SCREENSHOTS=examples/screenshots $(BIN)/python -m pytest -q tests/test_browser.py tests/test_browser_compare.py
 
 bench: setup
 	$(BIN)/python -m bench.run_all
