@@ -83,11 +83,6 @@ class Location:
     def __str__(self) -> str:
         return self.shown
 
-    def __fspath__(self) -> str:
-        if not self.is_local:
-            raise TypeError(f"{self.shown} is not a local path; open it through its filesystem (.fs)")
-        return self.path
-
 
 def _option_secrets(options: Mapping[str, Any]) -> list[str]:
     """The string values of credential-like storage options (key, secret, token, password, ...)."""

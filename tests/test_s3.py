@@ -171,3 +171,32 @@ def test_credentials_in_the_url_stop_the_fit_and_are_never_shown(s3_server, tmp_
     assert load_logdir  # the bucket stays empty:
     fs = storage.locate("s3://bn-inspect-secret", s3_server.storage_options)
     assert storage.files_below(fs) == []
+
+
+def test_a_failed_upload_is_retried_with_the_next_step(s3_server):
+    import boto3
+
+    from bn_inspect.writer import SummaryWriter
+
+    bucket = s3_server.create_bucket("bn-inspect-outage")
+    client = boto3.client(
+        "s3", endpoint_url=s3_server.endpoint, aws_access_key_id="testing", aws_secret_access_key="testing"
+    )
+    writer = SummaryWriter(storage.locate(f"s3://{bucket}/run", s3_server.storage_options))
+    values = {step: np.full(3, step, np.float32) for step in range(3)}
+    writer.add_layer("bn", schema.MOVING_MEAN, values[0])
+    writer.write_step(0)
+    for listed in client.list_objects_v2(Bucket=bucket)["Contents"]:  # the store goes away
+        client.delete_object(Bucket=bucket, Key=listed["Key"])
+    client.delete_bucket(Bucket=bucket)
+    writer.add_layer("bn", schema.MOVING_MEAN, values[1])
+    with pytest.raises(FileNotFoundError):
+        writer.write_step(1)
+    client.create_bucket(Bucket=bucket)  # and comes back
+    writer.add_layer("bn", schema.MOVING_MEAN, values[2])
+    writer.write_step(2)
+    writer.close()
+    run = load_logdir(f"s3://{bucket}/run", storage_options=s3_server.storage_options)["."]
+    series = run.layers["bn"][schema.MOVING_MEAN]
+    assert series.steps.tolist() == [1, 2]  # step 0 went with the deleted bucket; step 1 was kept and retried
+    np.testing.assert_array_equal(series.values, np.stack([values[1], values[2]]))
