@@ -40,9 +40,8 @@ class SummaryWriter:
         self._metadata_written: dict[str, int] = {}  # tag -> values written with metadata
         self._records: dict[str, dict] = {}  # tag -> content record of the values it names
         self._pending: list[summary_pb2.Summary.Value] = []
-        self._arrays: dict[
-            tuple[str, str, str | None], dict[str, np.ndarray]
-        ] = {}  # (timeline, kind, layer) -> q -> value
+        # (timeline, kind, layer) -> quantity -> value, packed by group at write_step
+        self._arrays: dict[tuple[str, str, str | None], dict[str, np.ndarray]] = {}
         self._figures: dict[str, dict[str, dict[str, float]]] = {}  # timeline -> layer -> quantity -> value
 
     @property

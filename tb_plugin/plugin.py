@@ -5,7 +5,9 @@ and every other path from ``tb_plugin/static`` (the ES modules of the tab).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from typing import Any
 
 from tensorboard import plugin_util
 from tensorboard.backend import application, http_util
@@ -15,7 +17,8 @@ from werkzeug import wrappers
 from bn_inspect import schema
 from tb_plugin import payload, routes, static_files
 from tb_plugin.errors import RouteError
-from tb_plugin.provider_reader import IndexCache, ProviderReader
+from tb_plugin.provider_reader import ProviderReader
+from tb_plugin.read_cache import ReaderCache
 
 STATIC_PREFIX = f"{application.DATA_PREFIX}{application.PLUGIN_PREFIX}/{schema.PLUGIN_NAME}/"
 
@@ -27,7 +30,7 @@ class BNInspectPlugin(base_plugin.TBPlugin):
 
     def __init__(self, context: base_plugin.TBContext) -> None:
         self._data_provider = context.data_provider
-        self._index_cache: IndexCache = {}
+        self._index_cache = ReaderCache()
 
     def get_plugin_apps(self) -> dict:
         apps = {f"/{route}": self._data_app(route) for route in routes.ROUTES}
@@ -59,7 +62,7 @@ class BNInspectPlugin(base_plugin.TBPlugin):
                 return _error(request, error)
             if answer.binary is not None:
                 return http_util.Respond(request, answer.binary, payload.CONTENT_TYPE)
-            return http_util.Respond(request, answer.json, "application/json")
+            return http_util.Respond(request, _json_text(answer.json), "application/json")
 
         return app
 
@@ -75,3 +78,13 @@ class BNInspectPlugin(base_plugin.TBPlugin):
 
 def _error(request: wrappers.Request, error: RouteError) -> wrappers.Response:
     return http_util.Respond(request, {"error": str(error)}, "application/json", code=error.status)
+
+
+def _json_text(value: Any) -> str | Any:
+    """``value`` as JSON text; as is when it holds NaN or infinity, which TensorBoard's
+    ``Respond`` spells as strings (its recursive cleaning costs ~0.1 s on the 0.5 MB runs
+    overview of 20 runs x 50 layers, so answers without them skip it)."""
+    try:
+        return json.dumps(value, allow_nan=False)
+    except ValueError:
+        return value

@@ -15,10 +15,11 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from tensorboard.data import provider
@@ -27,7 +28,10 @@ from tensorboard.plugins.scalar import metadata as scalar_metadata
 from bn_inspect import schema
 from bn_inspect.reader import RunData, Series
 from bn_inspect.run_config import in_model_order, newest, parse
+from tb_plugin.read_cache import ReaderCache
 from tb_plugin.series import dedupe_last
+
+T = TypeVar("T")
 
 # Points asked for per series: all of them in practice. What the server retains is set by
 # the loader (``samples_per_plugin``), not here.
@@ -52,24 +56,47 @@ class RunIndex:
     name: str
     tags: dict[SeriesKey, str]
     packed: dict[SeriesKey, list[tuple[str, tuple[int, ...]]]] = field(default_factory=dict)
+    version: int = 0  # changes when the run gets new data (its tags' newest steps and wall times)
+
+    _by_layer: dict[tuple[str | None, str], list[str]] | None = field(default=None, repr=False, compare=False)
 
     def keys(self) -> set[SeriesKey]:
         """Every series the run holds."""
         return set(self.tags) | set(self.packed)
 
+    def _quantities_by_layer(self) -> dict[tuple[str | None, str], list[str]]:
+        """(layer, timeline) -> its quantities in schema order; built once (an index is not
+        changed after listing)."""
+        if self._by_layer is None:
+            present: dict[tuple[str | None, str], set[str]] = {}
+            for key in self.keys():
+                if key.kind == schema.KIND_LAYER:
+                    present.setdefault((key.layer, key.timeline), set()).add(key.quantity)
+            self._by_layer = {at: [q for q in schema.LAYER_QUANTITIES if q in found] for at, found in present.items()}
+        return self._by_layer
+
     def layers(self) -> list[str]:
         """Paths of the layers with data, sorted."""
-        return sorted({key.layer for key in self.keys() if key.kind == schema.KIND_LAYER and key.layer is not None})
+        return sorted({layer for layer, _ in self._quantities_by_layer() if layer is not None})
 
     def quantities(self, layer: str, timeline: str = schema.TIMELINE_EPOCH) -> list[str]:
         """Quantities logged for ``layer`` on ``timeline``, in schema order."""
-        present = {key.quantity for key in self.keys() if key.layer == layer and key.timeline == timeline}
-        return [q for q in schema.LAYER_QUANTITIES if q in present]
+        return list(self._quantities_by_layer().get((layer, timeline), []))
 
     @property
     def config_tag(self) -> str | None:
         """Tag of the run-config record, if the run has one."""
         return next((tag for key, tag in self.tags.items() if key.kind == schema.KIND_CONFIG), None)
+
+
+@functools.lru_cache(maxsize=65536)
+def _unpacked(content: bytes) -> tuple[tuple[dict, tuple[int, ...] | None], ...] | None:
+    """:func:`schema.unpacked_records` of a stored content record (``None``: not one of
+    ours), decoded once per distinct record: every listing of every run repeats them."""
+    try:
+        return tuple(schema.unpacked_records(schema.parse_content(content)))
+    except ValueError:
+        return None
 
 
 def _text(value: Any) -> str:
@@ -85,19 +112,25 @@ def _tags_of(run: RunIndex, keys: Sequence[SeriesKey]) -> list[str]:
 
 
 def _series_of(run: RunIndex, keys: Sequence[SeriesKey], datums: dict[str, list]) -> dict[SeriesKey, Series]:
-    """The series of ``keys`` from the points read for ``run``'s tags (packed ones unpacked)."""
-    result = {
-        key: dedupe_last((d.step, d.wall_time, d.numpy) for d in datums[run.tags[key]])
-        for key in keys
-        if key in run.tags and run.tags[key] in datums
-    }
+    """The series of ``keys`` from the points read for ``run``'s tags: each tag's points
+    stacked once, a packed series is a slice of them."""
+    stacked: dict[str, Series] = {}
+
+    def whole(tag: str) -> Series:
+        if tag not in stacked:
+            stacked[tag] = dedupe_last((d.step, d.wall_time, d.numpy) for d in datums[tag])
+        return stacked[tag]
+
+    result = {}
     for key in keys:
-        found = [
-            (d.step, d.wall_time, d.numpy[position])
-            for tag, position in run.packed.get(key, [])
-            for d in datums.get(tag, [])
-        ]
-        if found:  # from several packed tags when the set of figures changed: the last written wins
+        if key in run.tags and run.tags[key] in datums:
+            result[key] = whole(run.tags[key])
+        places = [(tag, position) for tag, position in run.packed.get(key, []) if datums.get(tag)]
+        if len(places) == 1 and len(whole(places[0][0]).steps):
+            series = whole(places[0][0])
+            result[key] = Series(series.steps, series.values[(slice(None), *places[0][1])], series.wall_times)
+        elif len(places) > 1:  # the set of figures changed between steps: the last written wins
+            found = [(d.step, d.wall_time, d.numpy[position]) for tag, position in places for d in datums[tag]]
             result[key] = dedupe_last(sorted(found, key=lambda point: point[1]))
     return result
 
@@ -108,31 +141,31 @@ def _config_records(datums: list) -> list[tuple[int, dict]]:
     return [(int(point.step), json.loads(_text(point.numpy))) for _, point in points]
 
 
-IndexCache = dict[tuple[str, str], RunIndex]  # (experiment id, run) -> its index, kept between requests
-
-
 class ProviderReader:
     """bn-inspect views of one request's data provider, context and experiment.
 
-    With an ``index_cache``, the index of a run is listed once and reused by later requests
-    (listing a run's series costs a data-server round trip, ~40 ms, and under the Python
-    loader a scan of every point). A cached index stays right: a tag always names the same
-    series (:func:`schema.group_tag`). It only lacks series logged since: the ``runs`` route
-    (the tab's Reload) lists every run again.
+    With a ``cache`` (:class:`~tb_plugin.read_cache.ReaderCache`), the index of a run is
+    listed once and reused by later requests (listing a run's series costs a data-server
+    round trip, ~40 ms, and under the Python loader a scan of every point), and so are the
+    points read and values computed while the run has no new data. A cached index stays
+    right: a tag always names the same series (:func:`schema.group_tag`). It only lacks
+    series logged since: the ``runs`` route (the tab's Reload) lists every run again, and a
+    run whose data changed gets a new version, so nothing cached of it is used again.
     """
 
     def __init__(
-        self, data_provider: provider.DataProvider, ctx: Any, experiment_id: str, index_cache: IndexCache | None = None
+        self, data_provider: provider.DataProvider, ctx: Any, experiment_id: str, cache: ReaderCache | None = None
     ) -> None:
         self._provider = data_provider
         self._ctx = ctx
         self._experiment_id = experiment_id
-        self._cache = index_cache
+        self._shared = cache is not None
+        self._cache = cache if cache is not None else ReaderCache(max_values=0)  # this request only
 
     def index(self, runs: Sequence[str] | None = None) -> dict[str, RunIndex]:
         """Runs with bn-inspect series (all, listed afresh; or those named in ``runs``, from
         the index cache when it holds them all), by name."""
-        cache = self._cache if self._cache is not None else {}
+        cache = self._cache.indexes if self._shared else {}
         if runs is not None:
             cached = {run: cache.get((self._experiment_id, run)) for run in runs}
             if all(index is not None for index in cached.values()):
@@ -153,13 +186,13 @@ class ProviderReader:
         )
         result = {}
         for run, tags in listing.items():
-            index = RunIndex(run, {})
+            newest = sorted((tag, series.max_step, series.max_wall_time) for tag, series in tags.items())
+            index = RunIndex(run, {}, version=hash(tuple(newest)))
             for tag, time_series in tags.items():
-                try:
-                    record = schema.parse_content(time_series.plugin_content)
-                except ValueError:
+                series_of = _unpacked(time_series.plugin_content)
+                if series_of is None:
                     continue  # not ours, or written by a newer bn-inspect
-                for series, position in schema.unpacked_records(record):
+                for series, position in series_of:
                     key = SeriesKey(series["kind"], series["quantity"], series.get("layer"), series["timeline"])
                     if position is None:
                         index.tags[key] = tag
@@ -169,20 +202,39 @@ class ProviderReader:
                 result[run] = index
         return result
 
-    def _read_tensors(
-        self, runs: Sequence[str], tags: Sequence[str]
-    ) -> dict[str, dict[str, list[provider.TensorDatum]]]:
-        """Every point of ``tags`` of ``runs`` in one data-provider call (with the Rust data
-        server, one round trip: ~40 ms each on loopback, so routes make as few as they can)."""
-        if not runs or not tags:
-            return {}
-        return self._provider.read_tensors(
+    def _read_tensors(self, runs: Sequence[RunIndex], tags: Sequence[str]) -> dict[str, dict[str, list]]:
+        """Every point of ``tags`` of ``runs``: from the cache, the rest in one data-provider
+        call (with the Rust data server, one round trip: ~40 ms each on loopback, so routes
+        make as few as they can)."""
+        result: dict[str, dict[str, list]] = {run.name: {} for run in runs}
+        missing_runs, missing_tags = [], set()
+        for run in runs:
+            for tag in tags:
+                points = self._cache.points((self._experiment_id, run.name, run.version, tag))
+                if points is None:
+                    missing_runs.append(run)
+                    missing_tags.add(tag)
+                else:
+                    result[run.name][tag] = points
+        missing_runs = list({run.name: run for run in missing_runs}.values())
+        if not missing_runs:
+            return result
+        read = self._provider.read_tensors(
             self._ctx,
             experiment_id=self._experiment_id,
             plugin_name=schema.PLUGIN_NAME,
             downsample=MAX_POINTS,
-            run_tag_filter=provider.RunTagFilter(runs=list(runs), tags=list(tags)),
+            run_tag_filter=provider.RunTagFilter(runs=[run.name for run in missing_runs], tags=sorted(missing_tags)),
         )
+        for run in missing_runs:
+            for tag, points in read.get(run.name, {}).items():
+                self._cache.keep_points((self._experiment_id, run.name, run.version, tag), points)
+                result[run.name][tag] = points
+        return result
+
+    def cached(self, run: RunIndex, name: Hashable, compute: Callable[[], T]) -> T:
+        """``compute()``, computed once per ``name`` while ``run`` has no new data."""
+        return self._cache.derived((self._experiment_id, run.name, run.version, name), compute)
 
     def read_runs(
         self, runs: Sequence[RunIndex], keys: Iterable[SeriesKey]
@@ -192,7 +244,7 @@ class ProviderReader:
         :meth:`configs`), all read in one data-provider call."""
         keys = list(keys)
         tags = {tag: None for run in runs for tag in _tags_of(run, keys)}
-        data = self._read_tensors([run.name for run in runs], list(tags))
+        data = self._read_tensors(runs, list(tags))
         result = {}
         for run in runs:
             datums = data.get(run.name, {})
@@ -202,7 +254,7 @@ class ProviderReader:
     def read(self, run: RunIndex, keys: Iterable[SeriesKey]) -> dict[SeriesKey, Series]:
         """The numeric series of ``keys`` that ``run`` holds (see :meth:`read_runs`)."""
         keys = list(keys)
-        datums = self._read_tensors([run.name], [tag for tag in _tags_of(run, keys) if tag != run.config_tag])
+        datums = self._read_tensors([run], [tag for tag in _tags_of(run, keys) if tag != run.config_tag])
         return _series_of(run, keys, datums.get(run.name, {}))
 
     def read_with_config(self, run: RunIndex, keys: Iterable[SeriesKey]) -> tuple[dict[SeriesKey, Series], dict | None]:

@@ -368,11 +368,13 @@ def findings(reader: ProviderReader, run_names: Sequence[str]) -> dict:
     most severe first, with the count per severity (``/findings``)."""
     index = reader.index(list(dict.fromkeys(run_names)) or None)
     names = sorted(index) if not run_names else list(dict.fromkeys(run_names))
-    runs = {
-        name: reader.run_data(_run(index, name), doctor.LAYER_QUANTITIES_USED, doctor.MODEL_QUANTITIES_USED)
-        for name in names
-    }
-    found = doctor.diagnose(runs)
+
+    def of_run(name: str) -> list[doctor.Finding]:  # kept per run while it has no new data
+        run = _run(index, name)
+        used = (doctor.LAYER_QUANTITIES_USED, doctor.MODEL_QUANTITIES_USED)
+        return reader.cached(run, "findings", lambda: doctor.diagnose({name: reader.run_data(run, *used)}))
+
+    found = sorted((f for name in names for f in of_run(name)), key=lambda f: doctor.severity_rank(f.severity))
     return {
         "runs": names,
         "severities": list(doctor.SEVERITIES),

@@ -1,12 +1,19 @@
-"""The plugin lists a run's series once and reuses that index; listing every run refreshes it."""
+"""The plugin lists a run's series once and reuses that index; listing every run refreshes it. A\nrun's findings are kept until that run gets new data."""
 
 from __future__ import annotations
 
+import shutil
+
+import numpy as np
+from plugin_logdirs import EPOCHS, FROZEN_LAYER
 from tensorboard.backend.event_processing import data_provider, plugin_event_multiplexer
 from tensorboard.context import RequestContext
 
-from bn_inspect import schema
+from bn_inspect import doctor, load_logdir, schema
+from bn_inspect.writer import SummaryWriter
+from tb_plugin import queries
 from tb_plugin.provider_reader import ProviderReader, SeriesKey
+from tb_plugin.read_cache import ReaderCache
 
 
 class CountingProvider(data_provider.MultiplexerDataProvider):
@@ -28,7 +35,7 @@ def _provider(logdir) -> CountingProvider:
 
 def test_index_of_named_runs_is_listed_once_and_refreshed_by_listing_all(plugin_logdir):
     provider = _provider(plugin_logdir)
-    cache = {}
+    cache = ReaderCache()
     reader = ProviderReader(provider, RequestContext(), "", cache)
     first = reader.index(["default"])
     again = ProviderReader(provider, RequestContext(), "", cache).index(["default"])
@@ -47,3 +54,50 @@ def test_without_a_cache_every_index_is_listed(plugin_logdir):
     reader.index(["default"])
     reader.index(["default"])
     assert provider.lists == 2
+
+
+class ReadCountingProvider(CountingProvider):
+    """Also counts ``read_tensors`` calls and the runs each asked for."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.reads: list[list[str]] = []
+
+    def read_tensors(self, *args, **kwargs):
+        self.reads.append(sorted(kwargs["run_tag_filter"].runs))
+        return super().read_tensors(*args, **kwargs)
+
+
+def test_findings_are_kept_per_run_until_that_run_gets_new_data(plugin_logdir, tmp_path):
+    logdir = tmp_path / "logs"
+    shutil.copytree(plugin_logdir, logdir)
+    multiplexer = plugin_event_multiplexer.EventMultiplexer(tensor_size_guidance={schema.PLUGIN_NAME: 0})
+    multiplexer.AddRunsFromDirectory(str(logdir))
+    multiplexer.Reload()
+    provider = ReadCountingProvider(multiplexer, str(logdir))
+    cache = ReaderCache()
+    runs = ["default", "frozen"]
+
+    def findings():
+        return queries.findings(ProviderReader(provider, RequestContext(), "", cache), runs)
+
+    first = findings()
+    assert provider.reads and findings() == first
+    reads = len(provider.reads)
+    assert findings() == first and len(provider.reads) == reads  # kept: no data read again
+    # New data in run "frozen": a step the later listing sees. Its findings are read afresh, not "default"'s.
+    config = load_logdir(logdir)["frozen"].config
+    writer = SummaryWriter(logdir / "frozen")
+    writer.add_config(config)
+    channels = next(layer["channels"] for layer in config["layers"] if layer["path"] == FROZEN_LAYER)
+    writer.add_layer(FROZEN_LAYER, schema.MOVING_MEAN, np.full(channels, np.nan, np.float32))
+    writer.add_layer(FROZEN_LAYER, schema.MOVING_VARIANCE, np.ones(channels, np.float32))
+    writer.write_step(EPOCHS + 1)
+    writer.close()
+    multiplexer.Reload()
+    ProviderReader(provider, RequestContext(), "", cache).index()  # the runs route (the tab's Reload)
+    again = findings()
+    assert provider.reads[reads:] == [["frozen"]]
+    assert again != first
+    expected = doctor.diagnose(load_logdir(logdir))
+    assert again["findings"] == [f.to_dict() for f in expected if f.run in runs]
