@@ -57,9 +57,10 @@ test: setup-jax lint docs
 test-jax: setup-jax
 	KERAS_BACKEND=jax $(BIN)/python -m pytest -q $(JAX_TESTS)
 
-screenshots: setup  # refresh the README's pictures of the tab
+screenshots: setup  # refresh the README's pictures of the tab and the notebook widget's
 	bash .ci/ensure-chromium
 	BN_INSPECT_SCREENSHOTS=examples/screenshots $(BIN)/python -m pytest -q tests/test_browser.py tests/test_browser_compare.py
+	BN_INSPECT_NOTEBOOK_SCREENSHOT=docs/img/notebook.png $(BIN)/python -m pytest -q tests/test_jupyterlab.py
 
 bench: setup
 	$(BIN)/python -m bench.run_all

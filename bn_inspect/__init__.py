@@ -1,7 +1,8 @@
 """bn-inspect: see what Keras BatchNormalization layers do, epoch by epoch.
 
 ``BatchNormInspector`` (the Keras callback) imports Keras on first use; ``load_logdir`` and
-the rest of the reading side never import Keras or TensorFlow.
+the rest of the reading side never import Keras or TensorFlow; ``show`` (the notebook widget)
+imports anywidget on first use.
 
 Example:
     >>> from bn_inspect import load_logdir
@@ -19,6 +20,8 @@ from bn_inspect.reader import RunData, Series, load_logdir, to_dataframe
 
 if TYPE_CHECKING:  # the lazy names below, for type checkers and the generated API reference
     from bn_inspect.callback import BatchNormInspector, BatchNormInspectorWarning
+    from bn_inspect.notebook.findings import diagnose
+    from bn_inspect.notebook.widget import show
     from bn_inspect.population import population_statistics
     from bn_inspect.recalibration import recalibrate
 
@@ -31,9 +34,11 @@ __all__ = [
     "Series",
     "Slot",
     "align",
+    "diagnose",
     "load_logdir",
     "population_statistics",
     "recalibrate",
+    "show",
     "to_dataframe",
 ]
 
@@ -42,6 +47,8 @@ _LAZY = {
     "BatchNormInspectorWarning": "bn_inspect.callback",
     "population_statistics": "bn_inspect.population",
     "recalibrate": "bn_inspect.recalibration",
+    "diagnose": "bn_inspect.notebook",
+    "show": "bn_inspect.notebook",  # needs the notebook extra (anywidget)
 }
 
 

@@ -70,6 +70,12 @@ class RunData:
         steps = [s.steps for quantities in self.layers.values() for s in quantities.values()]
         return np.unique(np.concatenate(steps)) if steps else np.zeros(0, dtype=np.int64)
 
+    def _repr_html_(self) -> str:
+        """A compact summary in notebooks (:func:`bn_inspect.notebook.displays.run_summary`)."""
+        from bn_inspect.notebook.displays import run_summary
+
+        return run_summary(self)
+
 
 class _SeriesBuilder:
     """Collects (step, wall_time, value) points; a repeated step keeps the last written."""

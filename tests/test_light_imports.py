@@ -124,3 +124,42 @@ def test_blocked_packages_look_not_installed():
     assert result.returncode != 0 and "ModuleNotFoundError: No module named 'tensorflow'" in result.stderr
     result = run_python("from bn_inspect import BatchNormInspector  # the callback needs Keras", blocked=HEAVY)
     assert result.returncode != 0 and "ModuleNotFoundError: No module named 'keras'" in result.stderr
+
+
+NOTEBOOK_PACKAGES = ("anywidget", "ipywidgets", "traitlets", "IPython", "ipykernel", "comm")
+
+
+def test_the_core_imports_no_notebook_code_and_show_names_the_extra(tmp_path):
+    """Reading, the CLI and the plugin load no notebook package; without anywidget,
+    ``diagnose`` still works and ``show`` says which extra to install."""
+    out = check(
+        run_python(
+            f"""
+        import json
+        import sys
+        import bn_inspect
+        from bn_inspect import cli, load_logdir, schema, writer
+        import tb_plugin.plugin
+
+        w = writer.SummaryWriter({str(tmp_path)!r})
+        w.add_config({{"model_name": "m"}})
+        w.write_step(0)
+        w.close()
+        load_logdir({str(tmp_path)!r})
+        core = {{"packages": loaded({list(NOTEBOOK_PACKAGES)!r}),
+                 "notebook_modules": [m for m in sys.modules if m.startswith("bn_inspect.notebook")]}}
+        findings = bn_inspect.diagnose({str(tmp_path)!r})
+        try:
+            bn_inspect.show({str(tmp_path)!r})
+            error = None
+        except ImportError as raised:
+            error = str(raised)
+        print(json.dumps({{"core": core, "findings": type(findings).__name__, "error": error}}))
+    """,
+            blocked=("anywidget",),
+        )
+    )
+    result = json.loads(out.splitlines()[-1])
+    assert result["core"] == {"packages": [], "notebook_modules": []}
+    assert result["findings"] == "Findings"
+    assert 'pip install "bn-inspect[notebook]"' in result["error"]
