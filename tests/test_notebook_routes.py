@@ -17,6 +17,7 @@ from bn_inspect.notebook.logdir_provider import LogdirProvider
 from tb_plugin import routes
 from tb_plugin.errors import RouteError
 from tb_plugin.provider_reader import ProviderReader
+from tb_plugin.read_cache import ReaderCache
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +29,7 @@ def http(plugin_logdir):
 
 @pytest.fixture(scope="module")
 def kernel(plugin_logdir):
-    return ProviderReader(LogdirProvider(plugin_logdir), None, "", {})
+    return ProviderReader(LogdirProvider(plugin_logdir), None, "", ReaderCache())
 
 
 def requests(logdir) -> list[tuple[str, list[tuple[str, str]]]]:
@@ -93,7 +94,7 @@ def test_reload_sees_new_runs_and_new_epochs_and_rereads_only_changed_files(plug
     logdir = tmp_path / "logs"
     shutil.copytree(plugin_logdir / "default", logdir / "default")
     provider = LogdirProvider(logdir)
-    reader = ProviderReader(provider, None, "", {})
+    reader = ProviderReader(provider, None, "", ReaderCache())
     assert [run["run"] for run in routes.answer("runs", reader, routes.Params([])).json["runs"]] == ["default"]
     first_logs = dict(provider._files)
 

@@ -23,7 +23,8 @@ from bn_inspect import doctor, storage
 from bn_inspect.notebook.logdir_provider import LogdirProvider
 from tb_plugin import routes, static_files
 from tb_plugin.errors import RouteError
-from tb_plugin.provider_reader import IndexCache, ProviderReader
+from tb_plugin.provider_reader import ProviderReader
+from tb_plugin.read_cache import ReaderCache
 
 LOADER = Path(__file__).with_name("loader.js")
 SOURCE_SUFFIXES = (".js", ".css")
@@ -50,7 +51,9 @@ class InspectorWidget(anywidget.AnyWidget):
     def __init__(self, provider: LogdirProvider, options: dict[str, Any]) -> None:
         super().__init__(_sources=tab_sources(), _options=options)
         self._provider = provider
-        self._index_cache: IndexCache = {}
+        # Series indexes and findings kept while a run has no new data; no points (the provider
+        # holds them all in memory already).
+        self._cache = ReaderCache(max_values=0)
         self.on_msg(self._on_message)
 
     @property
@@ -83,7 +86,7 @@ class InspectorWidget(anywidget.AnyWidget):
         route the tab asks on load and Reload reads the logdir again first."""
         if route == routes.RELOAD_ROUTE:
             self._provider.reload()
-        reader = ProviderReader(self._provider, None, "", self._index_cache)
+        reader = ProviderReader(self._provider, None, "", self._cache)
         return routes.answer(route, reader, routes.Params((name, value) for name, value in params))
 
 
