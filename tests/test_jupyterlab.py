@@ -263,3 +263,28 @@ def test_reload_picks_up_a_new_run_whose_html_name_stays_text(page, widgets, lab
     assert HOSTILE_RUN in widget.locator("[data-quantity] .u-legend").first.text_content()
     assert page.locator("img[src=x]").count() == 0
     assert page.problems == []
+
+
+def background(widget: Locator) -> str:
+    """The background colour of the element holding the tab (the page body in TensorBoard)."""
+    return widget.evaluate("app => getComputedStyle(app.parentElement).backgroundColor")
+
+
+def test_the_widget_follows_jupyterlabs_theme_not_the_systems(page, widgets):
+    widget = widgets[1]
+    page.emulate_media(color_scheme="dark")
+    try:
+        page.wait_for_timeout(300)
+        assert page.locator("body").get_attribute("data-jp-theme-light") == "true"
+        assert "bn-dark" not in widget.get_attribute("class")
+        light = background(widget)
+        page.locator(".lm-MenuBar-itemLabel", has_text="Settings").click()
+        page.locator(".lm-Menu-itemLabel", has_text="Theme").first.hover()
+        page.locator(".lm-Menu-itemLabel").get_by_text("JupyterLab Dark", exact=True).click()
+        page.wait_for_function("document.body.dataset.jpThemeLight === 'false'", timeout=30000)
+        widget.locator("xpath=self::*[contains(@class, 'bn-dark')]").wait_for(timeout=10000)
+        dark = background(widget)
+        assert light == "rgb(245, 245, 245)" and dark == "rgb(48, 48, 48)"  # --bn-bg of each theme
+    finally:
+        page.emulate_media(color_scheme="light")
+    assert page.problems == []

@@ -38,10 +38,14 @@ export function link(sources, entry) {
   return urls;
 }
 
-/** A stylesheet of the tab for a shadow root: rules for the document (`:root`, `body`) go to
- * the shadow host instead. */
+const PAGE_CLASS = "bn-page"; // the element standing for the tab's page body in the shadow root
+
+/** A stylesheet of the tab for a shadow root: rules for the document go to the shadow host
+ * (`:root`) and to the element that holds the tab (`body`). */
 export function scopedCss(css) {
-  return css.replace(/(^|[\s,}])(?::root|body)(?=[\s,{])/g, "$1:host");
+  return css
+    .replace(/(^|[\s,}]):root(?=[\s,{])/g, "$1:host")
+    .replace(/(^|[\s,}])body(?=[\s,{.])/g, `$1.${PAGE_CLASS}`);
 }
 
 async function render({model, el}) {
@@ -62,6 +66,7 @@ async function render({model, el}) {
     shadow.append(style);
   }
   const root = document.createElement("div");
+  root.className = PAGE_CLASS;
   shadow.append(root);
   el.append(host);
   await tab.render(root, model.get("_options"));

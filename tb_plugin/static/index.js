@@ -304,6 +304,6 @@ export async function render(host = null, options = {}) {
   const app = el("div", {class: "bn-app"});
   (host ?? document.body).append(app);
   // Follow TensorBoard's dark mode; charts read their colours when drawn, so redraw on a switch.
-  followTheme(host ? [app] : [app, document.body], () => state.overview && draw(app));
+  followTheme([app, host ?? document.body], () => state.overview && draw(app));
   await load(app, options.runs);
 }

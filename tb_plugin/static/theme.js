@@ -1,6 +1,8 @@
 // Light or dark, as TensorBoard shows itself: its page toggles the `dark-mode` class on its
-// body, and the tab's iframe is same-origin, so that class is readable from here. Elsewhere (a
-// notebook, a cross-origin host) the system's `prefers-color-scheme` decides.
+// body, and the tab's iframe is same-origin, so that class is readable from here. In JupyterLab
+// (where the notebook widget draws in the page itself) its `data-jp-theme-light` attribute on the
+// body decides. Elsewhere (other notebooks, a cross-origin host) the system's
+// `prefers-color-scheme` does.
 
 const DARK_CLASS = "bn-dark";
 
@@ -14,10 +16,17 @@ function hostBody() {
   }
 }
 
+/** JupyterLab's page when the tab draws in it (the notebook widget), else null. */
+function labBody() {
+  return document.body?.dataset.jpThemeLight !== undefined ? document.body : null;
+}
+
 /** Whether the tab should be dark now. */
 export function isDark() {
   const body = hostBody();
   if (body) return body.classList.contains("dark-mode");
+  const lab = labBody();
+  if (lab) return lab.dataset.jpThemeLight === "false";
   return window.matchMedia?.("(prefers-color-scheme: dark)").matches ?? false;
 }
 
@@ -36,8 +45,8 @@ export function followTheme(elements, onChange) {
     if (!first) onChange();
   };
   apply();
-  const body = hostBody();
-  if (body) new MutationObserver(apply).observe(body, {attributes: true, attributeFilter: ["class"]});
+  const body = hostBody() ?? labBody();
+  if (body) new MutationObserver(apply).observe(body, {attributes: true, attributeFilter: ["class", "data-jp-theme-light"]});
   window.matchMedia?.("(prefers-color-scheme: dark)").addEventListener?.("change", apply);
 }
 
