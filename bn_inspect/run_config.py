@@ -122,7 +122,9 @@ class RunConfig:
         """Parse a stored run-config record (any version; missing fields take the defaults).
 
         Example:
-            >>> RunConfig.from_record({"steps_per_epoch": 0, "replicas": None}).steps_per_epoch
+            >>> config = RunConfig.from_record({"steps_per_epoch": 0, "replicas": None})
+            >>> config.steps_per_epoch, config.replicas, config.layers
+            (None, 1, ())
         """
         known, extra = _split(cls, record)
         known["layers"] = tuple(LayerConfig.from_record(entry) for entry in record.get("layers") or [])
