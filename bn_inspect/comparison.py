@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from bn_inspect import schema, stats
-from bn_inspect.alignment import DESCRIPTIONS, Alignment
+from bn_inspect.alignment import DESCRIPTIONS, Alignment, strip_numbering
 from bn_inspect.reader import RunData
 from bn_inspect.report import describe, layer_configs
 from bn_inspect.run_config import RunConfig
@@ -28,6 +28,14 @@ RUN_SCOPE = "run"  # the scope of run-level configuration fields
 ABSENT = "-"
 SKIPPED_RUN_FIELDS = {"layers", "schema_version"}
 SKIPPED_LAYER_FIELDS = {"path"}  # the alignment table shows the paths
+# Names Keras gives automatically (`sequential`, `sequential_1`, ...): equal when they differ
+# only by that number, so models built one after another in one process show no difference.
+AUTO_NAMED_FIELDS = {"model_name"}
+
+
+def _compared(key: str, value: Any) -> Any:
+    """A field's value as compared: names Keras numbers automatically without that number."""
+    return strip_numbering(value) if key in AUTO_NAMED_FIELDS and isinstance(value, str) else value
 
 
 def _differing_rows(scope: str, records: list[dict | None], skip: set[str]) -> list[list[str]]:
@@ -37,7 +45,7 @@ def _differing_rows(scope: str, records: list[dict | None], skip: set[str]) -> l
     fields = list(dict.fromkeys(key for record in present for key in record if key not in skip))
     rows = []
     for key in fields:
-        values = [record.get(key, ABSENT) for record in present]
+        values = [_compared(key, record.get(key, ABSENT)) for record in present]
         if any(value != values[0] for value in values[1:]):
             texts = [ABSENT if record is None else describe(record.get(key, ABSENT)) for record in records]
             rows.append([scope, key, *texts])

@@ -198,9 +198,10 @@ def show(page: Page, tab: FrameLocator, strip: Strip) -> None:
             kept.delete(undefined);
             items.filter((item) => !kept.has(item)).forEach(hide);
             for (const group of panel ? panel.querySelectorAll("details") : []) {
-                group.open = true;
+                const inKept = [...kept].some((item) => item.contains(group));  // a finding shared by runs
+                if (!inKept) group.open = true;  // severity groups open; a shared finding stays one entry
                 group.querySelectorAll("ul").forEach((list) => (list.style.maxHeight = "none"));
-                if (![...kept].some((item) => group.contains(item))) hide(group);
+                if (!inKept && ![...kept].some((item) => group.contains(item))) hide(group);
             }
             let shownCards = 0;
             for (const title of body.querySelectorAll("main h3")) {
