@@ -60,7 +60,8 @@ def write_auto_named_runs(root: Path) -> dict:
 
 
 # A sweep of 200 runs: learning rate x seed, all models of one process, so run k's layer is
-# `batch_normalization_<k + 10>` (matched across runs, and with the runs above, by name).
+# `batch_normalization_<k + 1000>` (matched across runs, and with the runs above, by name; far
+# from the numbers the test session's own models get, which would match by identical path).
 SWEEP_LRS = ("0.001", "0.01", "0.1", "0.3")
 SWEEP_SEEDS = 50
 SWEEP_CHANNELS = 16
@@ -83,7 +84,7 @@ def write_sweep(root: Path) -> list[str]:
     names = []
     for k, (lr, seed) in enumerate((lr, seed) for lr in SWEEP_LRS for seed in range(SWEEP_SEEDS)):
         name = sweep_run_name(lr, seed)
-        path = f"batch_normalization_{k + 10}"
+        path = f"batch_normalization_{k + 1000}"
         rng = np.random.default_rng(k)
         config = {
             "model_name": f"sequential_{k}",
