@@ -1,7 +1,8 @@
 """Run every bn-inspect benchmark and write bench/RESULTS.md (``make bench``).
 
 Benchmarks: training overhead (bench.overhead), bytes on disk (bench.disk_bytes), plugin
-latency (bench.plugin_latency), front end (bench.frontend), ResNet50 on CPU (bench.resnet). ``--quick`` runs each at tiny
+latency (bench.plugin_latency), front end (bench.frontend), ResNet50 on CPU (bench.resnet), logging costs per
+step on TensorFlow and JAX (bench.logging_costs). ``--quick`` runs each at tiny
 sizes (seconds; checks that the scripts work, the figures mean nothing) and writes
 bench/out/RESULTS-quick.md instead. Generated logdirs are kept in bench/out for reruns.
 
@@ -29,6 +30,7 @@ BENCHMARKS = {
     "plugin": "bench.plugin_latency",
     "frontend": "bench.frontend",
     "resnet": "bench.resnet",
+    "logging": "bench.logging_costs",
 }
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 

@@ -10,15 +10,17 @@ import keras
 import numpy as np
 
 from bn_inspect import schema, stats, storage, summaries
+from bn_inspect.cost_advice import CostAdvisor
 from bn_inspect.distribution import is_writing_process, replica_strategy
 from bn_inspect.guard import BatchNormInspectorWarning, skipped_on_error, warn
-from bn_inspect.layers import FoundLayer, find_batchnorm_layers, has_training_noise, layer_config, variable_values
+from bn_inspect.layers import FoundLayer, find_batchnorm_layers, has_training_noise, layer_config
 from bn_inspect.population import PopulationStatistics
 from bn_inspect.probe import Probe, ReplicaProbe, sample_count
 from bn_inspect.probe_data import UnusableDataError, as_probe_batch
 from bn_inspect.reader import last_logged_step
 from bn_inspect.run_config import RunConfig
 from bn_inspect.steps import StepCounter
+from bn_inspect.transfer import VariableTransfer
 from bn_inspect.writer import SummaryWriter
 
 __all__ = ["BatchNormInspector", "BatchNormInspectorWarning"]
@@ -29,6 +31,10 @@ __all__ = ["BatchNormInspector", "BatchNormInspectorWarning"]
 # reference_every would bring them under it.
 POPULATION_COST_SHARE = 0.1
 POPULATION_COST_FLOOR_SECONDS = 1.0
+# Within-epoch logging (log_every_n_batches): the same advice, naming log_every_n_batches, once
+# it takes more than this share of an epoch's training time and at least the floor per epoch.
+BATCH_LOGGING_COST_SHARE = 0.1
+BATCH_LOGGING_COST_FLOOR_SECONDS = 0.1
 
 
 def _to_int(value: Any) -> int:
@@ -143,10 +149,10 @@ class BatchNormInspector(keras.callbacks.Callback):
         self._replica_probe: ReplicaProbe | None = None
         self._strategy: Any = None  # a tf.distribute strategy with several replicas, if any
         self._population: PopulationStatistics | None = None
+        self._transfer: VariableTransfer | None = None
         self._config: dict | None = None
         self._epoch_started: float | None = None  # perf_counter when the current epoch's training began
-        self._population_seconds: float | None = None  # the latest population statistics' duration
-        self._population_cost_told = False
+        self._costs = CostAdvisor()
 
     @property
     def layers(self) -> list[FoundLayer]:
@@ -180,7 +186,7 @@ class BatchNormInspector(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         trained = time.perf_counter() - self._epoch_started if self._epoch_started is not None else None
         steps_per_execution = int(getattr(self.model, "steps_per_execution", 1) or 1)
-        self._steps.epoch_ended(steps_per_execution, (self.params or {}).get("steps"))
+        steps = self._steps.epoch_ended(steps_per_execution, (self.params or {}).get("steps"))
         writer = self._writer
         if writer is None:
             return
@@ -188,7 +194,7 @@ class BatchNormInspector(keras.callbacks.Callback):
             self._log_epoch_state(writer, self._steps.epoch_step(epoch + 1))
         if trained is not None:
             with skipped_on_error("logging skipped this time"):
-                self._tell_population_cost(trained)
+                self._tell_costs(trained, steps)
 
     def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
         # Counts the steps BN layers update in; optimizer.iterations misses those a loss-scale
@@ -199,10 +205,10 @@ class BatchNormInspector(keras.callbacks.Callback):
         """``on_train_batch_end``, installed only with ``log_every_n_batches`` (see __init__)."""
         writer = self._writer
         if writer is not None and (batch + 1) % self.log_every_n_batches == 0:
-            if keras.backend.backend() == "jax":  # JAX's fit keeps the values outside the variables mid-epoch
-                self.model.jax_state_sync()
+            start = time.perf_counter()
             with skipped_on_error("logging skipped this time"):
                 self._log_batch_state(writer, self._steps.global_step_after(batch))
+            self._costs.batch_logged(time.perf_counter() - start)
 
     def on_train_end(self, logs: dict | None = None) -> None:
         self._close()
@@ -215,6 +221,8 @@ class BatchNormInspector(keras.callbacks.Callback):
         existing_step = last_logged_step(location) if storage.is_directory(location) else None
         self._open_writer(location)
         self._strategy = replica_strategy(model)
+        self._transfer = VariableTransfer(model, self._layers)
+        self._transfer.fetch()  # traces and compiles its one call now, not in the first epoch
         self._prepare_probe()
         if self.reference_data is not None:
             self._population = PopulationStatistics(
@@ -328,11 +336,13 @@ class BatchNormInspector(keras.callbacks.Callback):
         writer.write_step(global_step)
 
     def _add_variables(self, writer: SummaryWriter, timeline: str, global_step: int) -> summaries.Values:
-        values = {found.path: variable_values(found.layer) for found in self._layers}
+        assert self._transfer is not None
+        snapshot = self._transfer.fetch()
         momentum_updates = {
             found.path: (found.layer.momentum, self._steps.updates(found.path, global_step)) for found in self._layers
         }
-        nonfinite = summaries.add_variables(writer, values, momentum_updates, timeline)
+        summaries.add_variables(writer, snapshot.values, snapshot.nonfinite, momentum_updates, timeline)
+        nonfinite = snapshot.nonfinite
         if timeline == schema.TIMELINE_EPOCH:
             for found in self._layers:
                 if self._strategy is not None:  # an extra: never cost the epoch its variables
@@ -343,7 +353,7 @@ class BatchNormInspector(keras.callbacks.Callback):
                         f"bn-inspect: layer {found.path!r} has {nonfinite[found.path]} channel(s) with NaN/inf "
                         "or negative moving statistics."
                     )
-        return values
+        return snapshot.values
 
     def _add_probe(self, writer: SummaryWriter, values: summaries.Values) -> None:
         assert self._probe is not None
@@ -357,26 +367,37 @@ class BatchNormInspector(keras.callbacks.Callback):
         assert self._population is not None
         start = time.perf_counter()
         populations = self._population.compute()
-        self._population_seconds = time.perf_counter() - start
+        self._costs.population_seconds = time.perf_counter() - start
         summaries.add_population(writer, self._population.order, populations, values)
 
-    def _tell_population_cost(self, epoch_seconds: float) -> None:
-        """Warn once when population statistics take a large share of training time, naming
-        the ``reference_every`` that keeps them under ``POPULATION_COST_SHARE``."""
-        cost = self._population_seconds
-        if self._population_cost_told or self._population is None or cost is None or epoch_seconds <= 0:
-            return
-        every = stats.interval_for_share(cost, epoch_seconds, POPULATION_COST_SHARE)
-        if every <= self.reference_every or cost < POPULATION_COST_FLOOR_SECONDS:
-            return
-        self._population_cost_told = True
-        warn(
-            f"bn-inspect: population statistics took {cost:.1f} s ({self._population.passes} inference "
-            f"pass(es) over reference_data, one per trainable BN layer), {cost / epoch_seconds:.0%} of a "
-            f"{epoch_seconds:.1f} s training epoch, every {self.reference_every} epoch(s). Pass "
-            f"reference_every={every} (or a smaller reference_data) to keep them under "
-            f"{POPULATION_COST_SHARE:.0%} of training time."
-        )
+    def _tell_costs(self, epoch_seconds: float, steps: int) -> None:
+        """Warn once each when population statistics or within-epoch logging take a large share
+        of training time, naming the ``reference_every`` / ``log_every_n_batches`` that keeps
+        them under ``POPULATION_COST_SHARE`` / ``BATCH_LOGGING_COST_SHARE``."""
+        advice = []
+        if self._population is not None:
+            advice.append(
+                self._costs.population_advice(
+                    epoch_seconds,
+                    self._population.passes,
+                    self.reference_every,
+                    POPULATION_COST_SHARE,
+                    POPULATION_COST_FLOOR_SECONDS,
+                )
+            )
+        if self.log_every_n_batches is not None:
+            advice.append(
+                self._costs.batch_logging_advice(
+                    epoch_seconds,
+                    steps,
+                    self.log_every_n_batches,
+                    BATCH_LOGGING_COST_SHARE,
+                    BATCH_LOGGING_COST_FLOOR_SECONDS,
+                )
+            )
+        for message in advice:
+            if message is not None:
+                warn(message)
 
     def _close(self) -> None:
         if getattr(self, "_writer", None) is not None:

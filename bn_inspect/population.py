@@ -26,10 +26,14 @@ Why not PreciseBN's one pass in training mode (fvcore ``update_bn_stats``,
     last batch included, and shuffling the data does not change it. The price is one pass
     over the data per trainable BN layer instead of one in all: pass ``k`` fixes the
     ``k``-th trainable layer in call order (a layer's inputs depend only on layers called
-    before it), with the layers already fixed substituted into the pass.
+    before it), with the layers already fixed substituted into the pass. On functional and
+    Sequential models pass ``k`` runs only the part of the model that feeds the layers it
+    fixes (:mod:`bn_inspect.recording_pass`), about half the work of whole passes over a
+    chain of blocks; subclassed models and layers inside nested models run the whole model.
 
 How, without changing the model
-    Every pass is ``model.stateless_call(..., training=False)``, compiled once
+    Every pass is ``stateless_call(..., training=False)`` (of the model or of its feed),
+    compiled once
     (:func:`bn_inspect.stateless.compile_for_backend`); substituted statistics go in as variable
     *values*, so no variable is ever assigned and RNG seeds stay untouched. While a pass is
     traced (or run, on eager backends) each BN layer's ``call`` is shadowed by an instance
@@ -50,8 +54,7 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,8 +63,9 @@ import numpy as np
 
 from bn_inspect.layers import FoundLayer, find_batchnorm_layers
 from bn_inspect.probe_data import UnusableDataError
+from bn_inspect.recording_pass import RecordingPass
 from bn_inspect.reference_data import ReferenceData
-from bn_inspect.stateless import compile_for_backend, moving_stat_indices, state_values
+from bn_inspect.stateless import moving_stat_indices, state_values
 from bn_inspect.stats import merge_moments
 
 
@@ -91,54 +95,6 @@ class _Moments:
         with np.errstate(invalid="ignore", divide="ignore"):
             variance = np.where(count > 0, m2 / count, np.nan)
         return LayerPopulation(path, int(np.max(count)), mean, variance)
-
-
-def _batch_moments(inputs: Any, axis: int, mask: Any) -> tuple[Any, Any, Any]:
-    """Per-channel ``(count, mean, m2)`` of one batch of a BN layer's input (backend ops)."""
-    ops = keras.ops
-    x = ops.cast(inputs, "float32")
-    ndim = len(x.shape)
-    axis = axis % ndim
-    axes = tuple(a for a in range(ndim) if a != axis)
-    if mask is None:
-        keep = ops.ones_like(x, dtype="bool")
-    else:  # one dimension less than the inputs, channels last: as BatchNormalization._moments
-        keep = ops.broadcast_to(ops.expand_dims(ops.cast(mask, "bool"), -1), ops.shape(x))
-    count = ops.sum(ops.cast(keep, "int32"), axis=axes)
-    mean = ops.sum(ops.where(keep, x, 0.0), axis=axes) / ops.maximum(ops.cast(count, "float32"), 1.0)
-    channel_shape = [1] * ndim
-    channel_shape[axis] = -1
-    deviation = ops.where(keep, x - ops.reshape(mean, channel_shape), 0.0)
-    return count, mean, ops.sum(ops.square(deviation), axis=axes)
-
-
-def _recording_call(index: int, layer: Any, record: Callable[[int, tuple], None]) -> Callable:
-    original = layer.call
-
-    def call(inputs: Any, *args: Any, **kwargs: Any) -> Any:
-        mask = kwargs.get("mask", args[1] if len(args) > 1 else None)  # call(inputs, training, mask)
-        record(index, _batch_moments(inputs, layer.axis, mask))
-        return original(inputs, *args, **kwargs)
-
-    return call
-
-
-@contextlib.contextmanager
-def _recording_inputs(layers: Sequence[Any], record: Callable[[int, tuple], None]) -> Iterator[None]:
-    """Shadow each layer's ``call`` so its input's moments reach ``record(index, moments)``."""
-    missing = object()
-    shadowed: list[tuple[Any, Any]] = []
-    try:
-        for index, layer in enumerate(layers):
-            shadowed.append((layer, vars(layer).get("call", missing)))
-            object.__setattr__(layer, "call", _recording_call(index, layer, record))  # no Keras tracking
-        yield
-    finally:
-        for layer, previous in shadowed:
-            if previous is missing:
-                object.__delattr__(layer, "call")
-            else:
-                object.__setattr__(layer, "call", previous)
 
 
 def sweep_plan(order: Sequence[int], replaced: Callable[[int], bool]) -> list[list[int]]:
@@ -181,6 +137,9 @@ class PopulationStatistics:
         num_samples: Use at most this many samples of ``data`` per pass. Defaults to `None`
             (all).
         what: The name of ``data`` in error messages. Defaults to `"reference_data"`.
+        partial_passes: Run each pass only through the part of the model that feeds the
+            layers it fixes (functional and Sequential models; others always run whole).
+            The statistics are the same either way. Defaults to `True`.
 
     Example:
         >>> stats = PopulationStatistics(model, x_train[:2048])  # doctest: +SKIP
@@ -195,6 +154,7 @@ class PopulationStatistics:
         batch_size: int = 128,
         num_samples: int | None = None,
         what: str = "reference_data",
+        partial_passes: bool = True,
     ) -> None:
         if not getattr(model, "built", False):
             raise ValueError("The model is not built; call it on a batch (model(x[:1])) or fit it first.")
@@ -202,11 +162,13 @@ class PopulationStatistics:
         self._layers = list(find_batchnorm_layers(model) if layers is None else layers)
         self._data = ReferenceData(data, batch_size=batch_size, num_samples=num_samples, what=what)
         self._stat_indices = moving_stat_indices(model, self._layers)
-        self._calls: list[int] = []  # layer index of each BN call in one pass, recorded when traced
-        self._fn = compile_for_backend(self._pass)
+        self._partial_passes = partial_passes
+        bn_layers = [found.layer for found in self._layers]
+        self._whole = RecordingPass(model, bn_layers, record=range(len(bn_layers)), feed=False)
+        self._feeds: dict[tuple[int, ...], RecordingPass] = {}  # per set of layers a pass fixes
         first = next(iter(self._data))
         try:
-            self._run(self._variables(), first)
+            self._whole.run(*self._variables(), first)
         except Exception as exc:
             expected = getattr(model, "input_shape", None)
             got = keras.tree.map_structure(lambda a: tuple(a.shape), first)
@@ -223,7 +185,7 @@ class PopulationStatistics:
     @property
     def unreached(self) -> list[FoundLayer]:
         """Layers the model's inference pass never calls: they get no statistics."""
-        called = set(self._calls)
+        called = set(self._whole.calls)
         return [f for i, f in enumerate(self._layers) if i not in called]
 
     @property
@@ -248,9 +210,10 @@ class PopulationStatistics:
         fixed: dict[int, LayerPopulation] = {}
         for layer_indices in plan:
             variables = self._variables({i: p for i, p in fixed.items() if self._layers[i].layer.trainable})
+            recording = self._pass_fixing(layer_indices)
             moments: dict[int, _Moments] = {}
             for x in self._data:
-                for index, batch_moments in zip(self._calls, self._run(variables, x)):
+                for index, batch_moments in recording.run(*variables, x):
                     moments.setdefault(index, _Moments()).add(*batch_moments)
                 done += 1
                 if bar is not None:
@@ -264,7 +227,7 @@ class PopulationStatistics:
 
     # --- internals ------------------------------------------------------------------------
     def _order_indices(self) -> list[int]:
-        last_call = {index: position for position, index in enumerate(self._calls)}
+        last_call = {index: position for position, index in enumerate(self._whole.calls)}
         return sorted(last_call, key=last_call.__getitem__)
 
     def _plan(self) -> list[list[int]]:
@@ -281,21 +244,16 @@ class PopulationStatistics:
                 non_trainable[j] = keras.ops.convert_to_tensor(array)
         return trainable, non_trainable
 
-    def _run(self, variables: tuple[list, list], x: Any) -> list:
-        return self._fn(variables[0], variables[1], x)
-
-    def _pass(self, trainable: list, non_trainable: list, x: Any) -> list:
-        calls: list[int] = []
-        moments: list = []
-
-        def record(index: int, batch_moments: tuple) -> None:
-            calls.append(index)
-            moments.append(batch_moments)
-
-        with _recording_inputs([f.layer for f in self._layers], record):
-            self._model.stateless_call(trainable, non_trainable, x, training=False)
-        self._calls = calls
-        return moments
+    def _pass_fixing(self, layer_indices: list[int]) -> RecordingPass:
+        """The pass that measures ``layer_indices``: through their feed when the model has one."""
+        if not self._partial_passes:
+            return self._whole
+        key = tuple(layer_indices)
+        if key not in self._feeds:
+            bn_layers = [found.layer for found in self._layers]
+            feed = RecordingPass(self._model, bn_layers, record=key, feed=True)
+            self._feeds[key] = feed if feed.uses_feed else self._whole
+        return self._feeds[key]
 
 
 def population_statistics(

@@ -35,6 +35,12 @@ from bn_inspect.layers import FoundLayer
 from bn_inspect.stateless import compile_for_backend, moving_stat_indices, state_values
 from bn_inspect.stats import batch_stat_from_update
 
+# The probe runs eagerly this many times (the check at train begin, steps 0 and 1) before it is
+# compiled: tracing and compiling both passes costs as much as tens of eager runs (0.3 s on
+# TensorFlow, 1.2 s on JAX for 10 Dense-BN blocks, measured in bench/logging_costs.py), which
+# a short fit would pay for two logged steps; a long fit pays it once, from the third epoch on.
+EAGER_RUNS = 3
+
 
 @dataclass
 class ProbeResult:
@@ -60,7 +66,8 @@ def sample_count(x: Any) -> int:
 class Probe:
     """Runs the model on ``x`` in training and inference mode, without changing anything.
 
-    Build once per fit (compiles one function); call :meth:`run` at every logged step.
+    Build once per fit; call :meth:`run` at every logged step. The first :data:`EAGER_RUNS`
+    runs go eagerly, later ones through one function compiled for the backend.
     """
 
     def __init__(self, model: Any, layers: Sequence[FoundLayer], x: Any) -> None:
@@ -74,7 +81,8 @@ class Probe:
         # statistics, so they must stay real, and it measures no batch statistics (NaN).
         self._measured = [bool(found.layer.trainable) for found in self.layers]
         self._zeroed = {i for pair, measured in zip(self._stat_indices, self._measured) if measured for i in pair}
-        self._fn = compile_for_backend(self._stateless_pass)
+        self._runs = 0
+        self._compiled: Any = None
 
     def training_stats(self, trainable: list, zeroed: list, x: Any) -> tuple[Any, list]:
         """The training-mode pass on ``x`` from the values of :meth:`state_inputs`: its outputs
@@ -87,6 +95,15 @@ class Probe:
         inference, _ = self.model.stateless_call(trainable, non_trainable, x, training=False)
         training, stats = self.training_stats(trainable, zeroed, x)
         return inference, training, stats
+
+    def _pass_function(self) -> Any:
+        """The eager pass for the first :data:`EAGER_RUNS` runs, then the compiled one."""
+        self._runs += 1
+        if self._runs <= EAGER_RUNS and keras.backend.backend() in ("tensorflow", "jax"):
+            return self._stateless_pass
+        if self._compiled is None:
+            self._compiled = compile_for_backend(self._stateless_pass)
+        return self._compiled
 
     def state_inputs(self) -> tuple[list, list, list]:
         """Current trainable and non-trainable values, and the latter with measured stats zeroed."""
@@ -113,7 +130,7 @@ class Probe:
     def run(self) -> ProbeResult:
         """Run both passes and recover each layer's batch mean and (biased) variance."""
         trainable, non_trainable, zeroed = self.state_inputs()
-        inference, training, stats = self._fn(trainable, non_trainable, zeroed, self.x)
+        inference, training, stats = self._pass_function()(trainable, non_trainable, zeroed, self.x)
         result = ProbeResult(
             outputs_training=_flatten_outputs(training, self.samples),
             outputs_inference=_flatten_outputs(inference, self.samples),

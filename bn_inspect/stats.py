@@ -164,12 +164,15 @@ def moving_stats_distance(
     }
 
 
+def nonfinite_channel_mask(moving_mean: np.ndarray, moving_variance: np.ndarray) -> np.ndarray:
+    """Per channel: is the moving mean NaN/inf or the moving variance NaN/inf/negative."""
+    var = np.asarray(moving_variance)
+    return ~np.isfinite(moving_mean) | ~np.isfinite(var) | (np.nan_to_num(var, nan=-1.0) < 0)
+
+
 def nonfinite_channels(moving_mean: np.ndarray, moving_variance: np.ndarray) -> int:
     """Channels whose moving mean is NaN/inf or whose moving variance is NaN/inf/negative."""
-    mean_bad = ~np.isfinite(moving_mean)
-    var = np.asarray(moving_variance)
-    var_bad = ~np.isfinite(var) | (np.nan_to_num(var, nan=-1.0) < 0)
-    return int(np.count_nonzero(mean_bad | var_bad))
+    return int(np.count_nonzero(nonfinite_channel_mask(moving_mean, moving_variance)))
 
 
 def replica_spread(per_replica: np.ndarray) -> np.ndarray:

@@ -10,6 +10,7 @@ Example:
     >>> steps.start(epoch=0)
     True
     >>> steps.batch_begun(0); steps.batch_begun(1); steps.epoch_ended(steps_per_execution=1, planned=2)
+    2
     >>> steps.global_step, steps.updates("bn", steps.global_step), steps.updates("frozen_bn", 12)
     (12, 12, 0)
 """
@@ -52,13 +53,15 @@ class StepCounter:
         """Training step ``batch`` of the current epoch begins."""
         self._batch_begun = batch
 
-    def epoch_ended(self, steps_per_execution: int, planned: int | None) -> None:
-        """Add the steps of the epoch that just ended (at most ``planned``, when known)."""
+    def epoch_ended(self, steps_per_execution: int, planned: int | None) -> int:
+        """Add the steps of the epoch that just ended (at most ``planned``, when known); return them."""
         if self._batch_begun is None:
-            return
+            return 0
         steps = self._batch_begun + max(1, steps_per_execution)
-        self._steps_done += min(steps, planned) if planned else steps
+        steps = min(steps, planned) if planned else steps
+        self._steps_done += steps
         self._batch_begun = None
+        return steps
 
     @property
     def global_step(self) -> int:

@@ -9,8 +9,7 @@ Example:
     >>> from bn_inspect.writer import SummaryWriter
     >>> writer = SummaryWriter(tempfile.mkdtemp())
     >>> values = {"bn": {"moving_mean": np.zeros(2, "float32"), "moving_variance": np.ones(2, "float32")}}
-    >>> add_variables(writer, values, {"bn": (0.99, 100)}, "epoch")
-    {'bn': 0}
+    >>> add_variables(writer, values, {"bn": 0}, {"bn": (0.99, 100)}, "epoch")
     >>> writer.write_step(1)
 """
 
@@ -38,24 +37,24 @@ def _max_finite(gaps: Sequence[float]) -> float | None:
 
 
 def add_variables(
-    writer: Any, values: Values, momentum_updates: dict[str, tuple[float, int]], timeline: str
-) -> dict[str, int]:
+    writer: Any,
+    values: Values,
+    nonfinite: dict[str, int],
+    momentum_updates: dict[str, tuple[float, int]],
+    timeline: str,
+) -> None:
     """Each layer's variables, its updates, the weight the initializer still has in its moving
-    statistics and its count of non-finite channels (returned, per layer path).
+    statistics and its count of non-finite channels (``nonfinite``, per layer path).
 
     ``momentum_updates`` maps a layer path to its momentum and the updates it has had.
     """
-    nonfinite = {}
     for path, named in values.items():
         for quantity, array in named.items():
             writer.add_layer(path, quantity, array, timeline)
         momentum, updates = momentum_updates[path]
         writer.add_layer(path, schema.UPDATES, np.float32(updates), timeline)
         writer.add_layer(path, schema.RESIDUAL_INIT_WEIGHT, stats.residual_init_weight(momentum, updates), timeline)
-        bad = stats.nonfinite_channels(named["moving_mean"], named["moving_variance"])
-        writer.add_layer(path, schema.NONFINITE_CHANNELS, np.float32(bad), timeline)
-        nonfinite[path] = bad
-    return nonfinite
+        writer.add_layer(path, schema.NONFINITE_CHANNELS, np.float32(nonfinite[path]), timeline)
 
 
 def add_replica_copies(writer: Any, found: FoundLayer, strategy: Any) -> None:

@@ -289,3 +289,63 @@ def test_event_files_readable_by_tensorboard(tmp_path):
     )
     assert accumulator.SummaryMetadata(tag).plugin_data.plugin_name == schema.PLUGIN_NAME
     assert [e.step for e in accumulator.Scalars(schema.SCALAR_OUTPUT_GAP)] == [0, 1, 2]
+
+
+# --- the inspector says when within-epoch logging costs too much ---------------------------
+BATCH_COST_MESSAGE = (
+    r"within-epoch logging took ([0-9.]+) s \(([0-9]+) logged step\(s\), ([0-9.]+) ms each\), [0-9]+% of a "
+    r"([0-9.]+) s training epoch of ([0-9]+) steps, every ([0-9]+) batch\(es\)\. Pass log_every_n_batches=([0-9]+) "
+    r"to keep it under 10% of training time\."
+)
+
+
+def _fit_logging_batches(tmp_path, every, monkeypatch, write_seconds):
+    """Two epochs of 16 steps with log_every_n_batches=``every``, each write taking ``write_seconds``
+    longer (a slow disk); the inspector's warnings."""
+    import re
+    import time
+
+    from bn_inspect.writer import SummaryWriter
+
+    original = SummaryWriter.write_step
+
+    def slow_write_step(self, step):
+        time.sleep(write_seconds)
+        return original(self, step)
+
+    monkeypatch.setattr(SummaryWriter, "write_step", slow_write_step)
+    keras.utils.set_random_seed(0)
+    model = sequential_mlp()
+    model.compile("sgd", "mse")
+    x, y = make_data(64)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", BatchNormInspectorWarning)
+        model.fit(
+            x, y, epochs=2, batch_size=4, verbose=0, callbacks=[BatchNormInspector(tmp_path, log_every_n_batches=every)]
+        )
+    told = [str(w.message) for w in caught if issubclass(w.category, BatchNormInspectorWarning)]
+    return [re.search(BATCH_COST_MESSAGE, m) for m in told if "log_every_n_batches=" in m], told
+
+
+def test_costly_within_epoch_logging_names_the_log_every_n_batches_that_keeps_it_under_10_percent(
+    tmp_path, monkeypatch
+):
+    from bn_inspect.stats import interval_for_share
+
+    said, told = _fit_logging_batches(tmp_path, 1, monkeypatch, write_seconds=0.02)
+    assert len(said) == 1 and said[0], told  # once per fit, in the documented form
+    seconds, logs, per_log_ms, training, steps, every, advised = (float(g) for g in said[0].groups())
+    assert (logs, steps, every) == (16, 16, 1)
+    assert per_log_ms >= 20 and abs(seconds - logs * per_log_ms / 1000) < 0.01
+    # The advice is the fewest batches between logs that keep the logging under 10 % of the
+    # training time, from the figures it prints (rounded to 0.01 s / 0.01 ms).
+    lowest = interval_for_share((per_log_ms - 0.005) / 1000 * steps, training + 0.005, 0.1)
+    highest = interval_for_share((per_log_ms + 0.005) / 1000 * steps, max(training - 0.005, 1e-3), 0.1)
+    assert 1 < lowest <= advised <= highest, (said[0][0], lowest, highest)
+    series = load_logdir(tmp_path)["."].batch_layers["bn1"][schema.MOVING_MEAN]
+    assert series.steps.tolist() == list(range(1, 33))  # advice only: every batch still logged
+
+
+def test_no_logging_advice_when_logging_is_already_sparse(tmp_path, monkeypatch):
+    said, told = _fit_logging_batches(tmp_path, 16, monkeypatch, write_seconds=0.02)
+    assert said == [], told  # one log per epoch: under the 0.1 s floor, and already every 16 steps

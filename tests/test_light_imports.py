@@ -22,9 +22,11 @@ KERAS_SIDE = {
     "probe",
     "probe_data",
     "recalibration",
+    "recording_pass",
     "reference_data",
     "stateless",
     "summaries",
+    "transfer",
 }
 
 

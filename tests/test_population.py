@@ -333,3 +333,44 @@ def test_interval_for_share_is_the_fewest_periods_meeting_the_share():
         assert every == 1 or cost / ((every - 1) * period) > share
     with pytest.raises(ValueError, match="period_seconds"):
         interval_for_share(1.0, 0.0, 0.1)
+
+
+# --- partial passes: the part of the model that feeds the layers a pass fixes ----------------
+def _count_calls(layer: keras.layers.Layer, counts: dict) -> None:
+    """Shadow ``layer.call`` so each call (traced or eager) counts in ``counts[layer.name]``."""
+    original = layer.call
+
+    def call(*args, **kwargs):
+        counts[layer.name] = counts.get(layer.name, 0) + 1
+        return original(*args, **kwargs)
+
+    object.__setattr__(layer, "call", call)
+
+
+@pytest.mark.parametrize("builder", sorted(MODEL_BUILDERS))
+def test_partial_passes_give_exactly_the_whole_model_passes_statistics(builder):
+    keras.utils.set_random_seed(0)
+    model = MODEL_BUILDERS[builder]()
+    randomise_bn(model)
+    x, _ = make_data(101)
+    whole = PopulationStatistics(model, x, batch_size=16, partial_passes=False).compute()
+    statistics = PopulationStatistics(model, x, batch_size=16)  # built: the whole model ran once
+    head = next(layer for layer in model._flatten_layers() if layer.name == "out")
+    counts: dict = {}
+    _count_calls(head, counts)
+    try:
+        partial = statistics.compute()
+    finally:
+        object.__delattr__(head, "call")
+    assert list(partial) == list(whole)
+    for path in whole:
+        np.testing.assert_array_equal(partial[path].mean, whole[path].mean)
+        np.testing.assert_array_equal(partial[path].variance, whole[path].variance)
+        assert partial[path].count == whole[path].count == 101
+    expected = numpy_population(mlp_weights(model), x)
+    for path, population in partial.items():
+        assert_population_close(population, *expected[path.split("/")[-1]])
+    # The layer after the last BN feeds none: functional and Sequential passes never run it;
+    # the subclassed model, and the nested model's pass for the BN inside its inner model, do.
+    ran_head = counts.get("out", 0) > 0
+    assert ran_head == (builder in ("nested", "subclassed")), (builder, counts)
