@@ -41,6 +41,7 @@ FULL = {
     "step_blocks": 20,
     "step_samples": 4096,
     "samples": 16000,
+    "issue_blocks": 10,
     "reps": 3,
     "cnn_blocks": 20,
     "cnn_input": 32,
@@ -49,8 +50,9 @@ FULL = {
 }
 QUICK = {
     "step_blocks": 20,
-    "step_samples": 256,
-    "samples": 512,
+    "step_samples": 128,
+    "samples": 256,
+    "issue_blocks": 2,
     "reps": 1,
     "cnn_blocks": 2,
     "cnn_input": 8,
@@ -121,12 +123,12 @@ def logged_step(sizes: dict) -> dict:
     }
 
 
-def _issue_fit(condition: str, x, y) -> tuple[float, float]:
+def _issue_fit(condition: str, x, y, blocks: int) -> tuple[float, float]:
     """Wall seconds of one fit under ``condition`` and seconds inside the inspector's hooks."""
     from bench.overhead import HookTimer
     from bn_inspect import BatchNormInspector
 
-    model = _mlp(10)
+    model = _mlp(blocks)
     timer = None
     if condition not in ("none", "none-again"):
         every = {"epoch-ends": None, "every-10": 10, "every-1": 1}[condition]
@@ -144,12 +146,12 @@ def _issue_fit(condition: str, x, y) -> tuple[float, float]:
 def issue_model(sizes: dict) -> dict:
     """Per condition: median wall ratio and hook ratio to the no-callback fit of the same repetition."""
     x, y = _data(sizes["samples"])
-    _issue_fit("none", x, y)  # warms the process (imports, first trace)
+    _issue_fit("none", x, y, sizes["issue_blocks"])  # warms the process (imports, first trace)
     conditions = sizes["conditions"]
     order, ratios = list(conditions), {c: {"wall": [], "hooks": [], "seconds": []} for c in conditions}
     for rep in range(sizes["reps"]):
         random.Random(rep).shuffle(order)
-        fits = {c: _issue_fit(c, x, y) for c in order}
+        fits = {c: _issue_fit(c, x, y, sizes["issue_blocks"]) for c in order}
         base = fits["none"][0]
         for condition, (wall, hooks) in fits.items():
             ratios[condition]["wall"].append(wall / base)
@@ -164,7 +166,7 @@ def probe_compile(sizes: dict) -> dict:
     from bn_inspect.probe import Probe
 
     x, y = _data(2048)
-    model = _mlp(10)
+    model = _mlp(sizes["issue_blocks"])
     model.fit(x, y, batch_size=32, epochs=1, verbose=0)
     start = time.perf_counter()
     probe = Probe(model, find_batchnorm_layers(model), x[:64])
@@ -194,9 +196,9 @@ def population(sizes: dict) -> dict:
     return result
 
 
-def worker(quick: bool) -> dict:
+def worker(quick: bool, reps: int | None = None) -> dict:
     """Every measurement on the backend of this process."""
-    sizes = QUICK if quick else FULL
+    sizes = dict(QUICK if quick else FULL, **({"reps": reps} if reps else {}))
     return {
         "step": logged_step(sizes),
         "issue": issue_model(sizes),
@@ -205,12 +207,13 @@ def worker(quick: bool) -> dict:
     }
 
 
-def measure(quick: bool) -> dict:
+def measure(quick: bool, reps: int | None = None) -> dict:
     """Run :func:`worker` once per backend, each in its own process."""
     results = {}
     for backend in BACKENDS:
         env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="2")
         command = [sys.executable, "-m", "bench.logging_costs", "--worker"] + (["--quick"] if quick else [])
+        command += ["--reps", str(reps)] if reps else []
         done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=Path(__file__).parent.parent)
         if done.returncode != 0:
             raise RuntimeError(f"{backend} worker failed:\n{done.stderr[-3000:]}")
@@ -219,7 +222,7 @@ def measure(quick: bool) -> dict:
     return results
 
 
-def section(results: dict, quick: bool) -> Section:
+def section(results: dict, quick: bool, reps: int | None = None) -> Section:
     """The measurements as a RESULTS.md section."""
     figures: list[Figure] = []
     details = ["| backend | condition | fit wall s | wall ratio | from hook time |", "|---|---|---|---|---|"]
@@ -274,10 +277,10 @@ def section(results: dict, quick: bool) -> Section:
             f"| {backend} | {s['one_by_one_ms']:.2f} ms | {s['one_call_ms']:.2f} ms | "
             f"{p['whole_first_s']:.2f} s / {p['partial_first_s']:.2f} s |"
         )
-    sizes = QUICK if quick else FULL
+    sizes = dict(QUICK if quick else FULL, **({"reps": reps} if reps else {}))
     setup = (
         f"`python -m bench.logging_costs{' --quick' if quick else ''}`, TensorFlow and JAX each in its own "
-        f"process. Issue model: 10 × (Dense(64) → BN → ReLU), {sizes['samples']} samples, batch 32, one epoch, "
+        f"process. Issue model: {sizes['issue_blocks']} × (Dense(64) → BN → ReLU), {sizes['samples']} samples, batch 32, one epoch, "
         f"{sizes['reps']} interleaved repetition(s), the inspector with probe_data=x[:64]; ratios are medians of "
         'fit / the no-callback fit of the same repetition, "from hook time" 1 + time inside the inspector\'s '
         f"hooks / that fit. Population statistics: {sizes['reference']} reference samples on the "
@@ -286,22 +289,23 @@ def section(results: dict, quick: bool) -> Section:
     return Section("Logging costs per step (issue 20)", setup, figures, details)
 
 
-def run(quick: bool = False) -> Section:
+def run(quick: bool = False, reps: int | None = None) -> Section:
     """This benchmark as a RESULTS.md section (used by :mod:`bench.run_all`)."""
-    return section(measure(quick), quick)
+    return section(measure(quick, reps), quick, reps)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks the script, not the figures")
     parser.add_argument("--worker", action="store_true", help="measure on this process's backend, print JSON")
+    parser.add_argument("--reps", type=int, help="repetitions of the issue model's fits (default 3, quick 1)")
     args = parser.parse_args()
     if args.worker:
-        print(MARK + json.dumps(worker(args.quick)), flush=True)
+        print(MARK + json.dumps(worker(args.quick, args.reps)), flush=True)
         return
     from bench.report import _figure_rows
 
-    result = run(args.quick)
+    result = run(args.quick, args.reps)
     print("\n".join([f"## {result.title}", "", result.setup, "", *_figure_rows([result]), "", *result.details]))
 
 
