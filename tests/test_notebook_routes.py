@@ -12,8 +12,10 @@ import pytest
 from plugin_client import ROUTE, decode, tensorboard_client, wait_until
 from plugin_logdirs import FROZEN_LAYER, NONFINITE_LAYER, REPLICA_RUN, RUNS
 
-from bn_inspect import load_logdir
+import bn_inspect
+from bn_inspect import load_logdir, schema
 from bn_inspect.notebook.logdir_provider import LogdirProvider
+from bn_inspect.writer import SummaryWriter
 from tb_plugin import routes
 from tb_plugin.errors import RouteError
 from tb_plugin.provider_reader import ProviderReader
@@ -109,3 +111,22 @@ def test_reload_sees_new_runs_and_new_epochs_and_rereads_only_changed_files(plug
 def test_a_missing_logdir_is_named_in_the_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="no-such-dir"):
         LogdirProvider(tmp_path / "no-such-dir")
+
+
+def test_reload_sees_the_epochs_a_running_fit_appends(tmp_path):
+    """A file that grows (a fit still writing) is read again when the widget's Reload asks the
+    runs route; its new epochs show, equal to what the writer wrote."""
+    writer = SummaryWriter(tmp_path / "live")
+    written = np.random.default_rng(0).normal(size=(5, 3)).astype(np.float32)
+    params = [("run", "live"), ("layer", "bn"), ("quantity", schema.MOVING_MEAN)]
+    widget = None
+    for first, last in ((0, 2), (2, 5)):
+        for step in range(first, last):
+            writer.add_layer("bn", schema.MOVING_MEAN, written[step])
+            writer.write_step(step)
+        widget = widget or bn_inspect.show(tmp_path)
+        assert [run["run"] for run in widget.answer(routes.RELOAD_ROUTE, []).json["runs"]] == ["live"]
+        meta, arrays = decode(widget.answer("series", params).binary)
+        assert meta["steps"] == list(range(last))
+        np.testing.assert_array_equal(arrays["values"], written[:last])
+    writer.close()
