@@ -110,3 +110,15 @@ def test_python_sessions_run_for_real(hook):
     ]
     with pytest.raises(PluginError, match="ZeroDivisionError"):
         _render(hook, "<!-- pycon\n1 / 0\n-->\n")
+
+
+def test_readme_links_must_resolve(hook, tmp_path, monkeypatch):
+    monkeypatch.setattr(hook, "ROOT", tmp_path)
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "index.md").write_text("# x\n")
+    text = "[docs](docs/index.md) [site](https://example.org/x) [top](#top) [part](docs/index.md#part)\n"
+    (tmp_path / "README.md").write_text(text)
+    hook.on_pre_build(None)
+    (tmp_path / "README.md").write_text(text + "![tab](examples/screenshots/gone.png)\n")
+    with pytest.raises(PluginError, match=r"examples/screenshots/gone\.png"):
+        hook.on_pre_build(None)

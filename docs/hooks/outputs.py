@@ -15,7 +15,8 @@ Markers in the pages' Markdown, replaced at build time:
   build fails unless that exact text appears in one of those outputs, so prose cannot drift
   from what the examples print.
 
-It also publishes ``examples/screenshots/*.png`` as ``img/*.png`` (no copies in ``docs/``),
+It also checks that README.md's links into the repository resolve, publishes
+``examples/screenshots/*.png`` as ``img/*.png`` (no copies in ``docs/``),
 fails the build, naming the fix, when the examples' transcripts are missing, and checks the
 code the pages name in inline code: a file path (``bn_inspect/stats.py``, ``tests/x.py::name``,
 ``tb_plugin/static/``) must exist, and a dotted name (``bn_inspect.stats.merge_moments``) must
@@ -70,6 +71,18 @@ CODE_PATH = re.compile(r"^(?:bn_inspect|tb_plugin|tests|examples|bench|docs)/[\w
 DOTTED_NAME = re.compile(r"^(?P<name>(?:bn_inspect|tb_plugin)(?:\.\w+)+)")
 NOT_CODE = {"bn_inspect.parquet"}  # a file name (bn-inspect export's default output)
 FIGURE = re.compile(r"(?<!`)\{\{\s*(?P<figure>[^{}`]+?)\s*\}\}(?!`)")  # not in `code`
+
+
+README_LINK = re.compile(r"\]\((?!https?:|#|mailto:)(?P<target>[^)#\s]+)")
+
+
+def on_pre_build(config) -> None:
+    """README.md's links into the repository (docs pages, pictures, files) must resolve."""
+    readme = ROOT / "README.md"
+    missing = [m["target"] for m in README_LINK.finditer(readme.read_text(encoding="utf-8"))]
+    missing = [target for target in missing if not (ROOT / target).exists()]
+    if missing:
+        raise PluginError(f"README.md links to files that do not exist: {', '.join(missing)}")
 
 
 def on_files(files: Files, config) -> Files:
