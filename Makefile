@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # The Keras backend used by the demo and tests; tensorflow-cpu keeps the download small.
 BACKEND_EXTRA ?= tf-cpu
 PORT ?= 6006
-# Tests that exercise the Keras backend, run a second time on JAX (see the README's Compatibility section).
+# Tests that exercise the Keras backend, run a second time on JAX (see docs/compatibility.md).
 JAX_TESTS := tests/test_probe.py tests/test_callback.py tests/test_population.py tests/test_recalibrate.py tests/test_custom_loop.py
 
 .PHONY: setup setup-jax demo examples docs tensorboard lint format test test-jax screenshots bench clean
@@ -57,7 +57,7 @@ test: setup-jax lint docs
 test-jax: setup-jax
 	KERAS_BACKEND=jax $(BIN)/python -m pytest -q $(JAX_TESTS)
 
-screenshots: setup  # refresh the README's pictures of the tab and the notebook widget's
+screenshots: setup  # refresh the pictures of the tab and the notebook widget (README and docs)
 	bash .ci/ensure-chromium
 	BN_INSPECT_SCREENSHOTS=examples/screenshots $(BIN)/python -m pytest -q tests/test_browser.py tests/test_browser_compare.py
 	BN_INSPECT_NOTEBOOK_SCREENSHOT=docs/img/notebook.png $(BIN)/python -m pytest -q tests/test_jupyterlab.py

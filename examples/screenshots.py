@@ -1,4 +1,4 @@
-"""Pictures of the BN Inspect tab on the examples' logs, for the README.
+"""Pictures of the BN Inspect tab on the examples' logs, for the README and the docs.
 
 Run ``python examples/run_all.py`` first, then ``python examples/screenshots.py`` (from any
 directory; ``python examples/screenshots.py frozen.png`` takes only that picture). For each example it starts TensorBoard on that example's sub-directory of
@@ -27,7 +27,7 @@ from playwright.sync_api import FrameLocator, Page, sync_playwright
 EXAMPLES = Path(__file__).resolve().parent
 LOG_ROOT = EXAMPLES.parent / "logs"
 OUTPUT = EXAMPLES / "screenshots"
-WIDTH = 1120  # CSS pixels: two chart columns, text still legible when the README scales it down
+WIDTH = 1120  # CSS pixels: two chart columns, text still legible when a page scales it down
 SCALE = 2  # device pixels per CSS pixel
 TOP_SHADOW = 8  # CSS pixels of TensorBoard's toolbar shadow over the top of the tab
 MARGIN = 12  # CSS pixels kept below the last card

@@ -26,7 +26,7 @@ MOVING = ("moving_mean", "moving_variance")
 
 def _backend(name: str):
     installed = importlib.util.find_spec(name) is not None
-    reason = f"{name} is not installed (the README's Compatibility section says how to test this backend)"
+    reason = f"{name} is not installed (docs/compatibility.md says how to test this backend)"
     return pytest.param(name, marks=pytest.mark.skipif(not installed, reason=reason), id=name)
 
 

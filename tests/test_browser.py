@@ -2,7 +2,7 @@
 
 Checks that every view renders the logged data (EMA staleness, replicas, frozen layers and
 non-finite statistics included), that a hostile run name shows as text, and that a
-2048-channel x 200-epoch heatmap draws fast; saves the README's screenshots."""
+2048-channel x 200-epoch heatmap draws fast; saves the pictures of the README and the docs."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from local_tensorboard import launch_chromium, serve, show_view, tab_frame
 
 HOSTILE_RUN = "<img src=x onerror=alert(1)>"
 # Screenshots of each view go to a temporary folder; `make screenshots` points
-# BN_INSPECT_SCREENSHOTS at examples/screenshots to refresh the README's pictures.
+# BN_INSPECT_SCREENSHOTS at examples/screenshots to refresh the pictures of the README and the docs.
 SCREENSHOTS = Path(os.environ.get("BN_INSPECT_SCREENSHOTS", Path(tempfile.gettempdir()) / "bn-inspect-screenshots"))
 VIEWPORT = {"width": 1400, "height": 900}
 NONFINITE_RGB = (233, 30, 99)  # the heatmap's NaN / inf colour (colors.js)

@@ -5,7 +5,7 @@ TensorFlow, no TensorBoard server. The CLI (``bn-inspect doctor``), the TensorBo
 the tests share them. Every check reads one run's last logged epoch (and its configuration)
 and returns :class:`Finding` records; :func:`diagnose` runs them all. One module per family
 of checks; the thresholds, each with the reasoning behind it, are in
-:mod:`bn_inspect.doctor.thresholds` (the README's BN doctor section explains them).
+:mod:`bn_inspect.doctor.thresholds` (docs/doctor.md explains them).
 
 Example:
     >>> from bn_inspect import load_logdir
