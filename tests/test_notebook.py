@@ -155,6 +155,7 @@ def test_the_example_notebook_runs_and_displays_the_widget_and_findings(tmp_path
     dominant = [row for row in found if row[0] == "error" and "initializer" in row[3].lower()]
     assert {row[1] for row in dominant} == set(runs)
     assert "('error', 'epochs/1'," in findings_tuple.data["text/plain"]
+    assert "batch_size 32" in summary.data["text/html"]
     header, *rows = tables(summary.data["text/html"]).rows
     (bn,) = rows
     assert bn[0] == "bn" and bn[header.index("updates")] == "4"
