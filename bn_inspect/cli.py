@@ -3,7 +3,7 @@
     bn-inspect summary LOGDIR [--layers]
     bn-inspect compare LOGDIR RUN_A RUN_B [RUN ...] [--epoch N] [--match auto|path|position]
     bn-inspect export LOGDIR [--format csv|parquet] [--output PATH]
-    bn-inspect doctor LOGDIR [--run RUN] [--format text|json]
+    bn-inspect doctor LOGDIR [--run RUN] [--format text|json] [--match auto|path|position]
 
 Errors (missing logdir, unknown run, no bn-inspect data, ...) print one line on stderr saying
 what to do instead and exit with code 2. ``doctor`` exits with code 1 when it finds an error.
@@ -74,6 +74,13 @@ def command(name: str, help: str, *arguments: Arg) -> Callable:
 LOGDIR_ARG = Arg(
     "logdir",
     help="directory holding the runs (the --logdir you give TensorBoard): a path or an fsspec URL such as s3://bucket/exp",
+)
+MATCH_ARG = Arg(
+    "--match",
+    choices=list(alignment_module.MATCH_MODES),
+    default="auto",
+    help="how layers are matched across runs: auto (path, then name without Keras' numbering, then "
+    "position among layers of equal channel count; default), path (identical paths only), position",
 )
 
 
@@ -226,13 +233,7 @@ def _print_distances(runs: list[RunData], alignment: alignment_module.Alignment,
     LOGDIR_ARG,
     Arg("runs", nargs="+", metavar="RUN", help="two or more run names, as `summary` lists them"),
     Arg("--epoch", type=int, help="epoch step to compare (0 = initial state); default: last common one"),
-    Arg(
-        "--match",
-        choices=list(alignment_module.MATCH_MODES),
-        default="auto",
-        help="how layers are matched across runs: auto (path, then name without Keras' numbering, then "
-        "position among layers of equal channel count; default), path (identical paths only), position",
-    ),
+    MATCH_ARG,
 )
 def compare(args: argparse.Namespace) -> int:
     if len(args.runs) < 2:
@@ -307,12 +308,14 @@ def export(args: argparse.Namespace) -> int:
         help="check only this run (repeatable); default: every run",
     ),
     Arg("--format", choices=["text", "json"], default="text", help="output format (default: text)"),
+    MATCH_ARG,
 )
 def diagnose(args: argparse.Namespace) -> int:
     runs = load_runs(args.logdir)
     if args.runs:
         runs = {name: pick_run(runs, name) for name in args.runs}
     findings = doctor.diagnose(runs)
+    groups = doctor.group_findings(findings, alignment_module.align(runs, args.match))
     code = EXIT_FINDINGS if any(f.severity == doctor.ERROR for f in findings) else 0
     if args.format == "json":
         answer = {
@@ -320,10 +323,11 @@ def diagnose(args: argparse.Namespace) -> int:
             "counts": doctor.counts(findings),
             "exit_code": code,
             "findings": [finding.to_dict() for finding in findings],
+            "groups": [group.to_dict() for group in groups],
         }
         print(json.dumps(answer, indent=2, allow_nan=False))
     else:
-        print(doctor.format_report(findings, list(runs)))
+        print(doctor.format_report(findings, list(runs), groups))
     return code
 
 

@@ -3,7 +3,9 @@
 Pure functions over what :func:`bn_inspect.reader.load_logdir` returns: no Keras, no
 TensorFlow, no TensorBoard server. The CLI (``bn-inspect doctor``), the TensorBoard tab and
 the tests share them. Every check reads one run's last logged epoch (and its configuration)
-and returns :class:`Finding` records; :func:`diagnose` runs them all. One module per family
+and returns :class:`Finding` records; :func:`diagnose` runs them all, and
+:func:`group_findings` groups a finding shared by several runs (same check, severity and
+aligned layer slot) into one :class:`FindingGroup`. One module per family
 of checks; the thresholds, each with the reasoning behind it, are in
 :mod:`bn_inspect.doctor.thresholds` (docs/doctor.md explains them).
 
@@ -37,6 +39,7 @@ from bn_inspect.doctor.finding import (
     severity_rank,
 )
 from bn_inspect.doctor.formatting import counts, format_report
+from bn_inspect.doctor.grouping import FindingGroup, group_findings
 from bn_inspect.doctor.frozen import check_frozen, check_not_updating
 from bn_inspect.doctor.initializer import check_initializer_dominant
 from bn_inspect.doctor.modes import check_train_inference_gap
@@ -121,6 +124,7 @@ __all__ = [
     "VIEW_TITLES",
     "WARNING",
     "Finding",
+    "FindingGroup",
     "check_batch_size",
     "check_frozen",
     "check_initializer_dominant",
@@ -134,5 +138,6 @@ __all__ = [
     "counts",
     "diagnose",
     "format_report",
+    "group_findings",
     "severity_rank",
 ]

@@ -1,4 +1,5 @@
-"""The doctor's findings as a text report (``bn-inspect doctor``) and counted per severity;
+"""The doctor's findings as a text report (``bn-inspect doctor``; a finding shared by several
+runs printed once) and counted per severity;
 :meth:`Finding.to_dict` gives the JSON form."""
 
 from __future__ import annotations
@@ -7,8 +8,11 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from bn_inspect.doctor.finding import SEVERITIES, Finding, severity_rank
+from bn_inspect.doctor.grouping import FindingGroup
 from bn_inspect.doctor.reading import plural
 from bn_inspect.table import format_cell
+
+RUNS_NAMED = 5  # runs a shared finding names before "(+K more)"
 
 
 def counts(findings: Iterable[Finding]) -> dict[str, int]:
@@ -37,9 +41,58 @@ def _counts_text(findings: Sequence[Finding]) -> str:
     return ", ".join(plural(n, severity) for severity, n in counts(findings).items() if n) or "no findings"
 
 
-def format_report(findings: Sequence[Finding], run_names: Sequence[str]) -> str:
-    """The findings as text, grouped by run (runs with the most severe findings first), each
-    run's findings most severe first; runs without findings are listed as such.
+def _shared_header(group: FindingGroup, f: Finding) -> str:
+    runs = group.runs
+    named = ", ".join(runs[:RUNS_NAMED]) + (f" (+{len(runs) - RUNS_NAMED} more)" if len(runs) > RUNS_NAMED else "")
+    return f"{f.title} in {len(runs)} runs: {named}"
+
+
+def _finding_lines(f: Finding, width: int, group: FindingGroup | None = None) -> list[str]:
+    """A finding as the report prints it; ``group``: the shared group it stands for."""
+    where = f"[{group.slot if group else f.layer}] " if f.layer else ""
+    title = _shared_header(group, f) if group else f.title
+    pad = " " * (2 + 7 + 2)
+    lines = [f"  {f.severity.upper():<7}  {f.id:<{width}}  {where}{title}"]
+    if group:
+        paths = [(x.run, x.layer) for x in group.findings[:RUNS_NAMED] if x.layer and x.layer != group.slot]
+        if paths:
+            lines.append(f"{pad}layers:   " + ", ".join(f"{run}: {path}" for run, path in paths))
+    lines.append(f"{pad}fix:      {f.fix}")
+    lines.append(f"{pad}evidence: {_evidence_text(f.evidence)}")
+    if group and not _same_figures(group.findings):
+        lines.append(f"{pad}          (figures of run {f.run}; they differ by run: --format json lists each)")
+    shown = (
+        f"{f.view} view"
+        + (f", {f.quantity}" if f.quantity else "")
+        + (f", epoch {f.step}" if f.step is not None else "")
+    )
+    lines.append(f"{pad}see:      {shown}")
+    return lines
+
+
+def _same_figures(findings: Sequence[Finding]) -> bool:
+    """Same title, fix and evidence (apart from the layer paths it lists) in every finding."""
+
+    def figures(f: Finding) -> tuple:
+        return (f.title, f.fix, {k: v for k, v in f.to_dict()["evidence"].items() if k != "layers"})
+
+    return all(figures(f) == figures(findings[0]) for f in findings[1:])
+
+
+def _run_header(name: str, own: Sequence[Finding], shared: Sequence[Finding]) -> str:
+    parts = [_counts_text(own)] if own or not shared else []
+    if shared:
+        parts.append(f"shared with other runs (above): {_counts_text(shared)}")
+    return f"run {name}: " + "; ".join(parts)
+
+
+def format_report(
+    findings: Sequence[Finding], run_names: Sequence[str], groups: Sequence[FindingGroup] = ()
+) -> str:
+    """The findings as text: first each finding that ``groups`` (:func:`~bn_inspect.doctor.grouping.group_findings`)
+    shares between runs, once, most severe first; then by run (runs with the most severe
+    findings first), each run's own findings most severe first; runs without findings are
+    listed as such.
 
     Example:
         >>> print(format_report([], ["a"]))
@@ -47,6 +100,8 @@ def format_report(findings: Sequence[Finding], run_names: Sequence[str]) -> str:
         <BLANKLINE>
         1 run checked: no findings
     """
+    shared_groups = sorted((g for g in groups if g.shared), key=lambda g: severity_rank(g.severity))
+    shared_ids = {id(f) for g in shared_groups for f in g.findings}
     by_run: dict[str, list[Finding]] = {name: [] for name in run_names}
     for finding in findings:
         by_run.setdefault(finding.run, []).append(finding)
@@ -59,21 +114,16 @@ def format_report(findings: Sequence[Finding], run_names: Sequence[str]) -> str:
     )
     width = max((len(f.id) for f in findings), default=0)
     lines = []
+    if shared_groups:
+        lines.append(f"in several runs: {_counts_text([g.findings[0] for g in shared_groups])}")
+        for group in shared_groups:
+            lines += _finding_lines(group.findings[0], width, group)
+        lines.append("")
     for name in order:
-        group = sorted(by_run[name], key=lambda f: severity_rank(f.severity))
-        lines.append(f"run {name}: {_counts_text(group)}")
-        for f in group:
-            where = f"[{f.layer}] " if f.layer else ""
-            lines.append(f"  {f.severity.upper():<7}  {f.id:<{width}}  {where}{f.title}")
-            pad = " " * (2 + 7 + 2)
-            lines.append(f"{pad}fix:      {f.fix}")
-            lines.append(f"{pad}evidence: {_evidence_text(f.evidence)}")
-            shown = (
-                f"{f.view} view"
-                + (f", {f.quantity}" if f.quantity else "")
-                + (f", epoch {f.step}" if f.step is not None else "")
-            )
-            lines.append(f"{pad}see:      {shown}")
+        own = sorted((f for f in by_run[name] if id(f) not in shared_ids), key=lambda f: severity_rank(f.severity))
+        lines.append(_run_header(name, own, [f for f in by_run[name] if id(f) in shared_ids]))
+        for f in own:
+            lines += _finding_lines(f, width)
         lines.append("")
     lines.append(f"{plural(len(by_run), 'run')} checked: {_counts_text(findings)}")
     return "\n".join(lines)
