@@ -39,8 +39,8 @@ from bn_inspect.doctor.finding import (
     severity_rank,
 )
 from bn_inspect.doctor.formatting import counts, format_report
-from bn_inspect.doctor.grouping import FindingGroup, group_findings
 from bn_inspect.doctor.frozen import check_frozen, check_not_updating
+from bn_inspect.doctor.grouping import FindingGroup, group_findings
 from bn_inspect.doctor.initializer import check_initializer_dominant
 from bn_inspect.doctor.modes import check_train_inference_gap
 from bn_inspect.doctor.reading import LAYER_QUANTITIES_USED, MODEL_QUANTITIES_USED

@@ -86,9 +86,7 @@ def _run_header(name: str, own: Sequence[Finding], shared: Sequence[Finding]) ->
     return f"run {name}: " + "; ".join(parts)
 
 
-def format_report(
-    findings: Sequence[Finding], run_names: Sequence[str], groups: Sequence[FindingGroup] = ()
-) -> str:
+def format_report(findings: Sequence[Finding], run_names: Sequence[str], groups: Sequence[FindingGroup] = ()) -> str:
     """The findings as text: first each finding that ``groups`` (:func:`~bn_inspect.doctor.grouping.group_findings`)
     shares between runs, once, most severe first; then by run (runs with the most severe
     findings first), each run's own findings most severe first; runs without findings are

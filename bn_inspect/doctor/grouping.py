@@ -95,7 +95,5 @@ def group_findings(findings: Sequence[Finding], alignment: Alignment) -> list[Fi
     for indices in members.values():
         first = findings[indices[0]]
         slot = None if first.layer is None else slot_of.get((first.run, first.layer), first.layer)
-        groups.append(
-            FindingGroup(first.id, first.severity, slot, tuple(findings[i] for i in indices), tuple(indices))
-        )
+        groups.append(FindingGroup(first.id, first.severity, slot, tuple(findings[i] for i in indices), tuple(indices)))
     return groups
