@@ -9,7 +9,10 @@ ResizeObserver callbacks before that frame paints). Per view:
 * shown again: the answer is cached by the tab, so this is the render alone (median of reps).
 
 Also the heatmap component alone: ``Heatmap.setData`` of 2048 × 201 cells (colour range,
-paint, draw).
+paint, draw); and the first show of the tab with the Rust data server: from navigating to the
+tab until the Findings panel, the layer picker and the first view (Epochs, first layer) have
+all drawn, on the plugin benchmark's logdir (20 runs × 50 layers × 200 epochs × 512 channels)
+and on a sweep logdir (200 runs × 20 layers × 50 epochs × 64 channels).
 
 Run: ``python -m bench.frontend [--quick]``.
 """
@@ -24,6 +27,17 @@ from bench.tensorboard_server import serve, wait_for
 from examples.local_tensorboard import CHROMIUM, launch_chromium, show_view, tab_frame
 
 GOAL_MS = 300.0
+FIRST_SHOW_GOALS_S = {"plugin benchmark logdir": 2.0, "sweep logdir": 3.0}
+FIRST_SHOW_SPECS = {
+    "plugin benchmark logdir": Spec(runs=20, layers=50, epochs=200, channels=512),
+    "sweep logdir": Spec(runs=200, layers=20, epochs=50, channels=64),
+}
+QUICK_FIRST_SHOW_SPECS = {"plugin benchmark logdir": Spec(runs=2, layers=3, epochs=5, channels=8)}
+FIRST_SHOWN = (
+    "section[data-panel=findings][data-status=ready]",
+    ".bn-picker",
+    "main[data-view] .bn-pane[data-status=ready]",
+)
 VIEW_TIMEOUT_MS = 120000  # the first show of a view fetches every run's 2048 x 201 values
 VIEWPORT = {"width": 1400, "height": 900}
 FULL = {"spec": Spec(runs=20, layers=2, epochs=200, channels=2048), "reps": 5}
@@ -105,6 +119,52 @@ def measure_views(url: str, spec: Spec, reps: int) -> dict:
     return results
 
 
+def first_show_s(url: str, timeout_ms: float = VIEW_TIMEOUT_MS) -> dict[str, float]:
+    """Seconds from navigating to the tab until the layer picker is drawn, the Epochs view of
+    the first layer (opened as soon as its button exists) is drawn, and the Findings panel
+    has its answer; ``"all"`` is the latest of them."""
+    import time
+
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        page = browser.new_page(viewport=VIEWPORT)
+        start = time.perf_counter()
+        page.goto(f"{url}/#bn_inspect")
+        tab = tab_frame(page)
+        shown = {}
+        tab.locator(".bn-picker").first.wait_for(timeout=timeout_ms)
+        shown["picker"] = time.perf_counter() - start
+        tab.locator("button[data-view=epochs]").click()
+        tab.locator("main[data-view=epochs] .bn-pane[data-status=ready]").wait_for(timeout=timeout_ms)
+        shown["epochs"] = time.perf_counter() - start
+        tab.locator("section[data-panel=findings][data-status=ready]").wait_for(timeout=timeout_ms)
+        shown["findings"] = time.perf_counter() - start
+        browser.close()
+    shown["all"] = max(shown.values())
+    return shown
+
+
+def measure_first_shows(quick: bool) -> list[tuple[str, Spec, dict[str, float], float]]:
+    """``(name, spec, seconds shown (first_show_s), seconds until the runs route had every run)``
+    per logdir: a fresh ``tensorboard --load_fast=true`` each, the tab opened once it has loaded."""
+    rows = []
+    for name, spec in (QUICK_FIRST_SHOW_SPECS if quick else FIRST_SHOW_SPECS).items():
+        logdir, _ = ensure_logdir(spec, OUT_DIR / ("quick" if quick else "full"))
+
+        def complete(answer: dict, spec: Spec = spec) -> bool:
+            return len(answer.get("runs", [])) == spec.runs and all(
+                len(r["epochs"]) == spec.epochs + 1 for r in answer["runs"]
+            )
+
+        with serve(logdir, load_fast=True) as server:
+            loaded = wait_for(server, complete, 1800)
+            shown = first_show_s(server.url)
+        rows.append((name, spec, shown, loaded))
+    return rows
+
+
 def run(quick: bool = False) -> Section:
     """Benchmark 4 as a RESULTS.md section."""
     sizes = QUICK if quick else FULL
@@ -146,6 +206,19 @@ def run(quick: bool = False) -> Section:
             GOAL_MS,
             "ms",
         ),
+    ]
+    first_shows = measure_first_shows(quick)
+    figures += [
+        at_most(
+            f"first show of the tab, Rust data server, {name} ({spec.runs} runs × {spec.layers} layers × "
+            f"{spec.epochs} epochs × {spec.channels} channels): Findings, picker and Epochs view drawn",
+            shown["all"],
+            FIRST_SHOW_GOALS_S.get(name, 2.0),
+            "s",
+            f"picker {shown['picker']:.1f} s, Epochs view {shown['epochs']:.1f} s, Findings {shown['findings']:.1f} s "
+            f"after navigation; the data server had loaded the logdir in {loaded:.0f} s before",
+        )
+        for name, spec, shown, loaded in first_shows
     ]
     details = [
         "| view | first show (fetch + render) | of which fetch | shown again (render), per rep |",

@@ -54,8 +54,8 @@ def test_the_issue_goals_are_all_measured(quick_results):
     expected = {
         "overhead": ["≤ 1.03", "< 0 (ours lower)"],
         "bytes": ["≤ 1.15"],
-        "plugin": ["≤ 50 ms", "≤ 1.3"],
-        "frontend": ["≤ 300 ms"],
+        "plugin": ["≤ 25 ms", "≤ 300 ms", "≤ 150 ms", "≤ 200 ms", "≤ 1.3"],
+        "frontend": ["≤ 300 ms", "≤ 2 s"],
         "resnet": [],  # figures only: what the probe and population statistics cost next to a step
         "logging": ["≤ 1 ms", "≤ 1.25", "≤ 1.05", "≤ 0.5"],
     }
