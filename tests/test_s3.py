@@ -116,7 +116,7 @@ def test_tensorboards_python_loader_without_tensorflow_reads_the_bucket(trained,
 
     result = json.loads(out.strip().splitlines()[-1])
     assert result["loaded"] == []
-    tag = schema.tag_for(schema.KIND_LAYER, schema.MOVING_MEAN, "bn1")
+    tag = schema.group_tag(schema.KIND_LAYER, schema.VARIABLE_QUANTITIES, "bn1")
     assert result["steps"][tag] == list(range(EPOCHS + 1))
 
 
