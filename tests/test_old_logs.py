@@ -135,3 +135,27 @@ def test_tbparse_finds_each_layer_by_its_path(versions):
         for step in range(6):
             value = np.asarray(tensors[(tensors.tag == tag) & (tensors.step == step)].value.iloc[-1])
             np.testing.assert_array_equal(value, np.stack([expected[(layer, q, step)] for q in rows]))
+
+
+def test_notebook_view_reads_every_version(versions, tmp_path):
+    """The widget's kernel side (bn_inspect.notebook's provider over the project's reader)
+    answers the tab's routes on every version's logs with the layers' variables."""
+    from plugin_client import decode
+
+    from bn_inspect.notebook.logdir_provider import LogdirProvider
+    from tb_plugin import routes
+    from tb_plugin.provider_reader import ProviderReader
+    from tb_plugin.read_cache import ReaderCache
+
+    for version, directory in versions.items():
+        shutil.copytree(directory / "logs" / RUN, tmp_path / version / RUN)
+    reader = ProviderReader(LogdirProvider(tmp_path), None, "", ReaderCache())
+    runs = {run["run"]: run for run in routes.answer("runs", reader, routes.Params([])).json["runs"]}
+    assert sorted(runs) == [f"{version}/{RUN}" for version in VERSIONS]
+    for version in VERSIONS:
+        run = f"{version}/{RUN}"
+        assert [layer["path"] for layer in runs[run]["layers"]] == list(LAYERS)
+        for (layer, variable, step), values in expected_variables(versions[version]).items():
+            params = routes.Params([("run", run), ("layer", layer), ("quantity", variable)])
+            meta, arrays = decode(routes.answer("series", reader, params).binary)
+            np.testing.assert_array_equal(arrays["values"][meta["steps"].index(step)], values)
