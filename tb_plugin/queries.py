@@ -219,16 +219,20 @@ def align_runs(reader: ProviderReader, run_names: Sequence[str], match: str = "a
     """Which layers of ``run_names`` are the same layer (``/alignment``):
     :func:`bn_inspect.alignment.align_layers` on each run's layers, as JSON (slots in model
     order, each with how it was matched and, unmatched, why)."""
-    if match not in alignment.MATCH_MODES:
-        raise BadRequest(f"match must be one of {', '.join(alignment.MATCH_MODES)}; got {match!r}")
     names = list(dict.fromkeys(run_names))
     if not names:
         raise BadRequest("pass at least one run: /alignment?run=<name>")
-    index = reader.index(names)
+    return _alignment(reader, reader.index(names), names, match).to_dict()
+
+
+def _alignment(reader: ProviderReader, index: dict, names: Sequence[str], match: str) -> alignment.Alignment:
+    if match not in alignment.MATCH_MODES:
+        raise BadRequest(f"match must be one of {', '.join(alignment.MATCH_MODES)}; got {match!r}")
     runs = [_run(index, name) for name in names]
     read = reader.read_runs(runs, [])
-    layers = {run.name: _layer_list(run, _typed(newest(read[run.name][1]))) for run in runs}
-    return alignment.align_layers(layers, match).to_dict()
+    return alignment.align_layers(
+        {run.name: _layer_list(run, _typed(newest(read[run.name][1]))) for run in runs}, match
+    )
 
 
 def compare_runs(
@@ -363,11 +367,14 @@ def layer_at_step(reader: ProviderReader, run_name: str, layer: str, step: int) 
     return meta, arrays
 
 
-def findings(reader: ProviderReader, run_names: Sequence[str]) -> dict:
+def findings(reader: ProviderReader, run_names: Sequence[str], match: str = "auto") -> dict:
     """What :func:`bn_inspect.doctor.diagnose` finds in ``run_names`` (every run when empty),
-    most severe first, with the count per severity (``/findings``)."""
+    most severe first, with the count per severity, and the findings shared by several runs
+    (:func:`bn_inspect.doctor.group_findings` on the runs' layers aligned with ``match``)
+    (``/findings``)."""
     index = reader.index(list(dict.fromkeys(run_names)) or None)
     names = sorted(index) if not run_names else list(dict.fromkeys(run_names))
+    aligned = _alignment(reader, index, names, match)
 
     def of_run(name: str) -> list[doctor.Finding]:  # kept per run while it has no new data
         run = _run(index, name)
@@ -380,4 +387,5 @@ def findings(reader: ProviderReader, run_names: Sequence[str]) -> dict:
         "severities": list(doctor.SEVERITIES),
         "counts": doctor.counts(found),
         "findings": [finding.to_dict() for finding in found],
+        "groups": [group.to_dict() for group in doctor.group_findings(found, aligned)],
     }

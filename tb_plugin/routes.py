@@ -20,9 +20,11 @@ Binary answers use :mod:`tb_plugin.payload`; a refused request raises a
     spread ``[layers, steps]``; max staleness and replica spread over epochs.
 ``layer_step?run=R&layer=L&step=S``
     Binary: every per-channel quantity of the layer at step ``S``.
-``findings[?run=R1&run=R2...]``
+``findings[?run=R1&run=R2...][&match=auto|path|position]``
     JSON: what :func:`bn_inspect.doctor.diagnose` finds in those runs (all runs without ``run``),
-    most severe first, each with the view, run and layer that show it.
+    most severe first, each with the view, run and layer that show it; and ``groups``, the
+    findings shared by several runs (:func:`bn_inspect.doctor.group_findings`, layers aligned
+    with ``match``).
 
 Example:
     >>> answer("modes", reader, Params([("run", "default")])).binary[:4]   # doctest: +SKIP
@@ -125,7 +127,7 @@ def _layer_step(reader: ProviderReader, params: Params) -> Answer:
 
 
 def _findings(reader: ProviderReader, params: Params) -> Answer:
-    return Answer(json=queries.findings(reader, params.getlist("run")))
+    return Answer(json=queries.findings(reader, params.getlist("run"), params.get("match", "auto")))
 
 
 ROUTES: dict[str, Callable[[ProviderReader, Params], Answer]] = {

@@ -76,3 +76,19 @@ def test_compare_needs_one_layer_or_one_per_run(client, auto_named):
     assert "one per run (3)" in error
     meta, _ = get_payload(client, "compare?" + query(run=RUNS, layer=layers[1]))  # one path for all: deeper only
     assert [r["has_layer"] for r in meta["runs"]] == [False, False, True] and meta["reference"] == "deeper"
+
+
+def test_findings_route_groups_a_finding_of_every_run_on_one_slot(client, auto_named):
+    """Every auto-named run's initializers dominate its first layer (8 updates at momentum 0.99):
+    one group of the three runs, each with its own path; with exact paths, three groups."""
+    paths = auto_named["paths"]
+    answer = get_json(client, "findings?" + query(run=RUNS))
+    dominant = [g for g in answer["groups"] if g["id"] == "initializer_dominant"]
+    assert len(dominant) == 1 and dominant[0]["runs"] == RUNS
+    assert dominant[0]["layers"] == {run: paths[run][0] for run in RUNS}
+    assert [answer["findings"][i]["run"] for i in dominant[0]["findings"]] == RUNS
+    assert sorted(i for g in answer["groups"] for i in g["findings"]) == list(range(len(answer["findings"])))
+    exact = get_json(client, "findings?" + query(run=RUNS, match="path"))
+    assert exact["findings"] == answer["findings"]
+    assert [g["runs"] for g in exact["groups"] if g["id"] == "initializer_dominant"] == [[run] for run in RUNS]
+    assert "auto, path, position" in get_json(client, "findings?" + query(run=RUNS, match="name"), 400)["error"]

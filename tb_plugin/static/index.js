@@ -230,7 +230,7 @@ async function draw(app) {
       viewTitle: (id) => views().find((v) => v.id === id)?.title ?? null,
       onOpen: (finding) => openFinding(app, finding),
       active: state.finding,
-      slotOf: (run, path) => slots().find((slot) => slot.layers[run]?.path === path)?.name ?? null,
+      match: state.match,
     })
     : null;
   app.replaceChildren(...[findings, tabs(app), picker(app), problem, content].filter(Boolean));

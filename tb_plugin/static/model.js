@@ -65,5 +65,5 @@ export const api = {
   modes: (run) => getPayload("modes", [["run", run]]),
   layerStep: (run, layer, step) =>
     getPayload("layer_step", [["run", run], ["layer", layer], ["step", step]]),
-  findings: (runs) => getJson("findings", runs.map((run) => ["run", run])),
+  findings: (runs, match) => getJson("findings", [...runs.map((run) => ["run", run]), ["match", match]]),
 };

@@ -53,17 +53,16 @@ function findingItem(finding, {viewTitle, onOpen, active}) {
   return item;
 }
 
-/** Findings of one severity in clusters of the same check on the same layer slot (the same
- * layer path when the layer is in no slot), in the order each cluster first appears. */
-function clusters(items, slotOf) {
-  const byKey = new Map();
-  for (const finding of items) {
-    const where = finding.layer ? (slotOf(finding.run, finding.layer) ?? finding.layer) : "";
-    const key = [finding.id, where].join("\u0000");
-    if (!byKey.has(key)) byKey.set(key, {key, where, findings: []});
-    byKey.get(key).findings.push(finding);
-  }
-  return [...byKey.values()];
+/** The groups of one severity as /findings sends them (bn_inspect.doctor.group_findings: the
+ * same check on the same aligned layer slot), each with its findings, in the answer's order. */
+function clusters(answer, severity) {
+  return answer.groups
+    .filter((group) => group.severity === severity)
+    .map((group) => ({
+      key: [group.severity, group.id, group.slot ?? ""].join("\u0000"),
+      where: group.slot ?? "",
+      findings: group.findings.map((i) => answer.findings[i]),
+    }));
 }
 
 /** "runs a, b, c" — the first few only when there are many. */
@@ -97,8 +96,8 @@ function sharedItem({key, where, findings}, context) {
   return el("li", {class: "bn-finding-cluster"}, [details]);
 }
 
-function group(severity, items, context) {
-  const entries = clusters(items, context.slotOf).map((cluster) =>
+function group(severity, items, answer, context) {
+  const entries = clusters(answer, severity).map((cluster) =>
     cluster.findings.length > 1 ? sharedItem(cluster, context) : findingItem(cluster.findings[0], context));
   const details = el("details", {class: "bn-findings-group", dataset: {severity}}, [
     el("summary", {}, [
@@ -115,10 +114,10 @@ function group(severity, items, context) {
 /**
  * The panel for `runs` (names); it fills in when the /findings answer arrives.
  * `viewTitle(id)` names a view (null when the tab has none), `onOpen(finding)` opens it,
- * `active` is the findingKey of the finding opened last, `slotOf(run, path)` names the aligned
- * layer slot of a run's layer (null when none).
+ * `active` is the findingKey of the finding opened last, `match` how the runs' layers are aligned
+ * (the groups of findings shared by several runs follow it).
  */
-export function findingsPanel({runs, viewTitle, onOpen, active, slotOf = () => null}) {
+export function findingsPanel({runs, viewTitle, onOpen, active, match = "auto"}) {
   const body = el("div", {class: "bn-findings-body", text: "Checking the selected runs…"});
   const counts = el("span", {class: "bn-findings-counts"});
   const root = el("section", {class: "bn-findings", dataset: {panel: "findings", status: "loading"}}, [
@@ -129,15 +128,15 @@ export function findingsPanel({runs, viewTitle, onOpen, active, slotOf = () => n
     ]),
     body,
   ]);
-  api.findings(runs).then((answer) => {
-    const context = {viewTitle, onOpen, active, slotOf};
+  api.findings(runs, match).then((answer) => {
+    const context = {viewTitle, onOpen, active};
     const groups = answer.severities
       .map((severity) => [severity, answer.findings.filter((f) => f.severity === severity)])
       .filter(([, items]) => items.length);
     counts.replaceChildren(...answer.severities.map((severity) =>
       el("span", {class: `bn-count bn-${severity}`, dataset: {severity}, text: `${answer.counts[severity]} ${TITLES[severity]?.toLowerCase() ?? severity}`})));
     body.replaceChildren(...(groups.length
-      ? groups.map(([severity, items]) => group(severity, items, context))
+      ? groups.map(([severity, items]) => group(severity, items, answer, context))
       : [el("p", {class: "bn-caption", text: "No findings: nothing in the selected runs needs a fix."})]));
     const opened = body.querySelector(".bn-finding.bn-active");
     const list = opened?.closest(".bn-findings-group > ul");
