@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from auto_named_logdir import SWEEP_LRS, SWEEP_SEEDS, sweep_run_name, write_sweep
-from playwright.sync_api import Frame, Page, sync_playwright
+from playwright.sync_api import Frame, Page, expect, sync_playwright
 from test_browser import (  # and examples/local_tensorboard's helpers, which it imports
     SCREENSHOTS,
     VIEWPORT,
@@ -304,3 +304,24 @@ def test_without_tensorboard_around_it_the_system_scheme_decides(tab):
         page.locator("body:not(.bn-dark) .bn-app:not(.bn-dark)").wait_for(timeout=5000)
     finally:
         context.close()
+
+
+def test_findings_shared_by_runs_follow_the_match_mode(tab, auto_named):
+    """The auto-named runs' initializers dominate their first layer in both: one entry while
+    their layers are aligned by name, one per run when matched by exact path (which differ)."""
+    only(tab, "^init_")
+    assert auto_named["paths"]["init_default"][0] != auto_named["paths"]["init_custom"][0]
+    panel = tab.locator("[data-panel=findings][data-status=ready]")
+    panel.wait_for(timeout=60000)
+    shared = panel.locator("details.bn-finding-shared[data-finding=initializer_dominant]")
+    expect(shared).to_have_count(1)
+    assert shared.get_attribute("data-runs") == "2"
+    tab.locator("select[data-picker=match]").select_option("path")
+    wait_ready(tab)
+    expect(panel.locator("details.bn-finding-shared[data-finding=initializer_dominant]")).to_have_count(0)
+    separate = panel.locator(".bn-finding[data-finding=initializer_dominant]")
+    expect(separate).to_have_count(2)
+    assert sorted(separate.nth(i).get_attribute("data-run") for i in range(2)) == list(AUTO_RUNS)
+    tab.locator("select[data-picker=match]").select_option("auto")
+    wait_ready(tab)
+    assert tab.page.problems == []
