@@ -215,24 +215,24 @@ def _layer_list(run: RunIndex, config: RunConfig) -> list[tuple[str, int | None]
     return [(path, config.layer(path).channels) for path in in_model_order(run.layers(), config)]
 
 
+def _check_match(match: str) -> None:
+    if match not in alignment.MATCH_MODES:
+        raise BadRequest(f"match must be one of {', '.join(alignment.MATCH_MODES)}; got {match!r}")
+
+
 def align_runs(reader: ProviderReader, run_names: Sequence[str], match: str = "auto") -> dict:
     """Which layers of ``run_names`` are the same layer (``/alignment``):
     :func:`bn_inspect.alignment.align_layers` on each run's layers, as JSON (slots in model
     order, each with how it was matched and, unmatched, why)."""
+    _check_match(match)
     names = list(dict.fromkeys(run_names))
     if not names:
         raise BadRequest("pass at least one run: /alignment?run=<name>")
-    return _alignment(reader, reader.index(names), names, match).to_dict()
-
-
-def _alignment(reader: ProviderReader, index: dict, names: Sequence[str], match: str) -> alignment.Alignment:
-    if match not in alignment.MATCH_MODES:
-        raise BadRequest(f"match must be one of {', '.join(alignment.MATCH_MODES)}; got {match!r}")
+    index = reader.index(names)
     runs = [_run(index, name) for name in names]
     read = reader.read_runs(runs, [])
-    return alignment.align_layers(
-        {run.name: _layer_list(run, _typed(newest(read[run.name][1]))) for run in runs}, match
-    )
+    layers = {run.name: _layer_list(run, _typed(newest(read[run.name][1]))) for run in runs}
+    return alignment.align_layers(layers, match).to_dict()
 
 
 def compare_runs(
@@ -372,16 +372,24 @@ def findings(reader: ProviderReader, run_names: Sequence[str], match: str = "aut
     most severe first, with the count per severity, and the findings shared by several runs
     (:func:`bn_inspect.doctor.group_findings` on the runs' layers aligned with ``match``)
     (``/findings``)."""
+    _check_match(match)
     index = reader.index(list(dict.fromkeys(run_names)) or None)
     names = sorted(index) if not run_names else list(dict.fromkeys(run_names))
-    aligned = _alignment(reader, index, names, match)
 
-    def of_run(name: str) -> list[doctor.Finding]:  # kept per run while it has no new data
+    def of_run(name: str) -> tuple[list[doctor.Finding], list[tuple[str, int | None]]]:
+        """The run's findings and its layers (for the alignment), kept while it has no new data."""
         run = _run(index, name)
         used = (doctor.LAYER_QUANTITIES_USED, doctor.MODEL_QUANTITIES_USED)
-        return reader.cached(run, "findings", lambda: doctor.diagnose({name: reader.run_data(run, *used)}))
 
-    found = sorted((f for name in names for f in of_run(name)), key=lambda f: doctor.severity_rank(f.severity))
+        def read() -> tuple[list[doctor.Finding], list[tuple[str, int | None]]]:
+            data = reader.run_data(run, *used)
+            return doctor.diagnose({name: data}), alignment.run_layers(data)
+
+        return reader.cached(run, "findings", read)
+
+    checked = {name: of_run(name) for name in names}
+    found = sorted((f for name in names for f in checked[name][0]), key=lambda f: doctor.severity_rank(f.severity))
+    aligned = alignment.align_layers({name: checked[name][1] for name in names}, match)
     return {
         "runs": names,
         "severities": list(doctor.SEVERITIES),
