@@ -5,6 +5,10 @@ automatic names (``batch_normalization``, ``batch_normalization_1``, ...). Share
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +61,20 @@ def write_auto_named_runs(root: Path) -> dict:
         paths[run] = [f.path for f in found]
         states[run] = [(f.layer.moving_mean.numpy(), f.layer.moving_variance.numpy()) for f in found]
     return {"root": str(root), "paths": paths, "states": states}
+
+
+def write_auto_named_runs_in_a_new_process(root: Path) -> dict:
+    """:func:`write_auto_named_runs` in a new Python process, as a user's script runs: Keras
+    numbers the layers from ``batch_normalization`` on, whatever models this process built before."""
+    with tempfile.TemporaryDirectory() as scratch:
+        answer = Path(scratch) / "auto_named.json"
+        subprocess.run([sys.executable, __file__, str(root), str(answer)], check=True)
+        written = json.loads(answer.read_text())
+    written["states"] = {
+        run: [tuple(np.asarray(values, np.float32) for values in state) for state in states]
+        for run, states in written["states"].items()
+    }
+    return written
 
 
 # A sweep of 200 runs: learning rate x seed, all models of one process, so run k's layer is
@@ -121,3 +139,11 @@ def write_sweep(root: Path) -> list[str]:
         writer.close()
         names.append(name)
     return names
+
+
+if __name__ == "__main__":
+    written = write_auto_named_runs(Path(sys.argv[1]))
+    written["states"] = {
+        run: [[values.tolist() for values in state] for state in states] for run, states in written["states"].items()
+    }
+    Path(sys.argv[2]).write_text(json.dumps(written))

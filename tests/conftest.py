@@ -25,10 +25,11 @@ def plugin_logdir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def auto_named(tmp_path_factory):
-    """Runs of one process with automatic layer names (see tests/auto_named_logdir.py)."""
-    from auto_named_logdir import write_auto_named_runs
+    """Runs of one process with automatic layer names (see tests/auto_named_logdir.py), written
+    in a new process so that the names do not depend on which tests ran before."""
+    from auto_named_logdir import write_auto_named_runs_in_a_new_process
 
-    return write_auto_named_runs(tmp_path_factory.mktemp("auto_named"))
+    return write_auto_named_runs_in_a_new_process(tmp_path_factory.mktemp("auto_named"))
 
 
 @pytest.fixture(scope="session")
