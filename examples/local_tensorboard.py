@@ -80,6 +80,16 @@ def launch_chromium(playwright: Any) -> Any:
     return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
 
 
+def watched_page(browser: Any, viewport: dict) -> Any:
+    """A new page whose ``problems`` list collects page errors and dialogs (which it dismisses):
+    an ``alert`` from a hostile run name shows up there."""
+    page = browser.new_page(viewport=viewport)
+    page.problems = []
+    page.on("pageerror", lambda error: page.problems.append(f"page error: {error}"))
+    page.on("dialog", lambda dialog: (page.problems.append(f"dialog: {dialog.message}"), dialog.dismiss()))
+    return page
+
+
 def tab_frame(page: Any, timeout: float = 60.0) -> Any:
     """The BN Inspect tab's iframe in a TensorBoard page, waiting up to ``timeout`` s for it."""
     deadline = time.monotonic() + timeout

@@ -24,7 +24,7 @@ from plugin_logdirs import FROZEN_LAYER, FROZEN_RUN, NONFINITE_LAYER, REPLICA_RU
 from bn_inspect import doctor, load_logdir, schema
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
-from local_tensorboard import launch_chromium, serve, show_view, tab_frame
+from local_tensorboard import launch_chromium, serve, show_view, tab_frame, watched_page
 
 HOSTILE_RUN = "<img src=x onerror=alert(1)>"
 # Screenshots of each view go to a temporary folder; `make screenshots` points
@@ -76,10 +76,7 @@ def tensorboard_url(browser_logdir, tmp_path_factory):
 def page(tensorboard_url):
     with sync_playwright() as playwright:
         browser = launch_chromium(playwright)
-        page = browser.new_page(viewport=VIEWPORT)
-        page.problems = []
-        page.on("pageerror", lambda error: page.problems.append(f"page error: {error}"))
-        page.on("dialog", lambda dialog: (page.problems.append(f"dialog: {dialog.message}"), dialog.dismiss()))
+        page = watched_page(browser, VIEWPORT)
         page.goto(f"{tensorboard_url}/#bn_inspect")
         yield page
         browser.close()

@@ -27,6 +27,7 @@ from test_browser import (  # and examples/local_tensorboard's helpers, which it
     tab_frame,
     wait_for_tab,
     wait_ready,
+    watched_page,
 )
 
 from bn_inspect import doctor, load_logdir, schema
@@ -60,9 +61,7 @@ def tab(logdir, all_runs, tmp_path_factory) -> Frame:
     ):
         wait_for_tab(url, process)
         browser = launch_chromium(playwright)
-        page = browser.new_page(viewport=VIEWPORT)
-        page.problems = []
-        page.on("pageerror", lambda error: page.problems.append(f"page error: {error}"))
+        page = watched_page(browser, VIEWPORT)
         page.goto(f"{url}/#bn_inspect")
         frame = tab_frame(page, timeout=60)
         frame.locator("label.bn-run").nth(len(all_runs) - 1).wait_for(state="attached", timeout=60000)

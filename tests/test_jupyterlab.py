@@ -26,7 +26,7 @@ from plugin_logdirs import FROZEN_LAYER, RUNS
 from bn_inspect import load_logdir, schema
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
-from local_tensorboard import free_port, launch_chromium, stop
+from local_tensorboard import free_port, launch_chromium, stop, watched_page
 
 HOSTILE_RUN = "<img src=x onerror=alert(1)>"
 SCREENSHOT = Path(
@@ -107,10 +107,7 @@ def lab_url(lab_root, tmp_path_factory):
 def page(lab_url):
     with sync_playwright() as playwright:
         browser = launch_chromium(playwright)
-        page = browser.new_page(viewport=VIEWPORT)
-        page.problems = []
-        page.on("pageerror", lambda error: page.problems.append(f"page error: {error}"))
-        page.on("dialog", lambda dialog: (page.problems.append(f"dialog: {dialog.message}"), dialog.dismiss()))
+        page = watched_page(browser, VIEWPORT)
         page.goto(f"{lab_url}/lab/tree/widget.ipynb")
         yield page
         browser.close()
