@@ -43,6 +43,9 @@ class SummaryWriter:
         # (timeline, kind, layer) -> quantity -> value, packed by group at write_step
         self._arrays: dict[tuple[str, str, str | None], dict[str, np.ndarray]] = {}
         self._figures: dict[str, dict[str, dict[str, float]]] = {}  # timeline -> layer -> quantity -> value
+        # what the names of the values queued decide, computed once per set of names: tag, quantities, record
+        self._group_plans: dict[tuple, list[tuple[str, list[str], dict]]] = {}
+        self._figure_plans: dict[tuple, list[tuple[str, list[str], list[str], dict]]] = {}
 
     @property
     def path(self) -> str:
@@ -84,29 +87,50 @@ class SummaryWriter:
         """Queue a plain scalar, shown by TensorBoard's Scalars tab."""
         self._pending.append(summary_pb2.Summary.Value(tag=tag, simple_value=float(value)))
 
+    def _group_plan(self, timeline: str, kind: str, layer: str | None, arrays: dict) -> list:
+        """Tag, quantities and record of each ``[quantities, ...]`` tensor of one layer's arrays."""
+        plan = []
+        for _, members in schema.group_order(kind, list(arrays)):
+            by_shape: dict[tuple[int, ...], list[str]] = {}
+            for quantity in members:
+                by_shape.setdefault(arrays[quantity].shape, []).append(quantity)
+            for quantities in by_shape.values():
+                record = schema.group_record(kind, quantities, layer, timeline)
+                plan.append(
+                    (self._unique_tag(schema.group_tag(kind, quantities, layer, timeline), record), quantities, record)
+                )
+        return plan
+
     def _add_groups(self) -> None:
         """Queue the arrays, one ``[quantities, ...]`` tensor per group (and value shape)."""
         for (timeline, kind, layer), arrays in self._arrays.items():
-            for _, members in schema.group_order(kind, list(arrays)):
-                by_shape: dict[tuple[int, ...], list[str]] = {}
-                for quantity in members:
-                    by_shape.setdefault(arrays[quantity].shape, []).append(quantity)
-                for quantities in by_shape.values():
-                    record = schema.group_record(kind, quantities, layer, timeline)
-                    tag = self._unique_tag(schema.group_tag(kind, quantities, layer, timeline), record)
-                    self._add(tag, schema.encode_array(np.stack([arrays[q] for q in quantities])), record)
+            names = (timeline, kind, layer, tuple((q, a.shape) for q, a in arrays.items()))
+            if names not in self._group_plans:
+                self._group_plans[names] = self._group_plan(timeline, kind, layer, arrays)
+            for tag, quantities, record in self._group_plans[names]:
+                self._add(tag, schema.encode_array(np.stack([arrays[q] for q in quantities])), record)
         self._arrays = {}
+
+    def _figure_plan(self, timeline: str, by_layer: dict[str, dict[str, float]]) -> list:
+        """Tag, layers, quantities and record of each packed value of one timeline's figures."""
+        groups: dict[tuple[str, ...], list[str]] = {}
+        for layer, named in by_layer.items():
+            groups.setdefault(tuple(q for q in schema.LAYER_SCALAR_QUANTITIES if q in named), []).append(layer)
+        plan = []
+        for quantities, layers in groups.items():
+            record = schema.figures_record(layers, quantities, timeline)
+            plan.append((self._unique_tag(schema.figures_tag(record), record), layers, list(quantities), record))
+        return plan
 
     def _add_figures(self) -> None:
         """Queue the per-layer figures, one packed value per set of figures logged."""
         for timeline, by_layer in self._figures.items():
-            groups: dict[tuple[str, ...], list[str]] = {}
-            for layer, named in by_layer.items():
-                groups.setdefault(tuple(q for q in schema.LAYER_SCALAR_QUANTITIES if q in named), []).append(layer)
-            for quantities, layers in groups.items():
-                record = schema.figures_record(layers, quantities, timeline)
+            names = (timeline, tuple((layer, tuple(named)) for layer, named in by_layer.items()))
+            if names not in self._figure_plans:
+                self._figure_plans[names] = self._figure_plan(timeline, by_layer)
+            for tag, layers, quantities, record in self._figure_plans[names]:
                 values = np.array([[by_layer[layer][q] for q in quantities] for layer in layers], dtype=np.float32)
-                self._add(self._unique_tag(schema.figures_tag(record), record), schema.encode_array(values), record)
+                self._add(tag, schema.encode_array(values), record)
         self._figures = {}
 
     def write_step(self, step: int) -> None:
