@@ -25,6 +25,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 LOG_ROOT = REPO_ROOT / "logs"
 SEED = 42
 PROBE_SAMPLES = 64
+# Keras' default batch size, passed to fit and to the inspector (Keras tells callbacks no batch size).
+BATCH_SIZE = 32
 
 
 def fresh_log_dir(log_root: str | os.PathLike, name: str) -> Path:

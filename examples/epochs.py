@@ -15,6 +15,7 @@ import os
 
 import numpy as np
 from common import (
+    BATCH_SIZE,
     LOG_ROOT,
     PROBE_SAMPLES,
     article_data,
@@ -41,8 +42,10 @@ def main(log_root: str | os.PathLike = LOG_ROOT, scale: float = 1.0) -> dict:
     figures = {}
     for epochs in (max(1, round(e * scale)) for e in EPOCHS):
         model = article_model()
-        inspector = BatchNormInspector(root / str(epochs), probe_data=data[:PROBE_SAMPLES], reference_data=data)
-        model.fit(data, targets, epochs=epochs, verbose=0, callbacks=[inspector])
+        inspector = BatchNormInspector(
+            root / str(epochs), probe_data=data[:PROBE_SAMPLES], reference_data=data, batch_size=BATCH_SIZE
+        )
+        model.fit(data, targets, epochs=epochs, batch_size=BATCH_SIZE, verbose=0, callbacks=[inspector])
 
         layer = model.get_layer("bn")
         steps = int(model.optimizer.iterations.numpy())

@@ -30,7 +30,7 @@ import keras
 import numpy as np
 
 # common first: it quiets TensorFlow's start-up logging before Keras imports TensorFlow
-from common import LOG_ROOT, PROBE_SAMPLES, SEED, bn_values, fresh_log_dir, population_stats, show
+from common import BATCH_SIZE, LOG_ROOT, PROBE_SAMPLES, SEED, bn_values, fresh_log_dir, population_stats, show
 
 from bn_inspect import BatchNormInspector, load_logdir, schema, stats
 
@@ -94,8 +94,13 @@ def main(log_root: str | os.PathLike = LOG_ROOT, scale: float = 1.0) -> dict:
         x_a,
         y_a,
         epochs=pretrain_epochs,
+        batch_size=BATCH_SIZE,
         verbose=0,
-        callbacks=[BatchNormInspector(root / "pretrain", probe_data=x_a[:PROBE_SAMPLES], reference_data=x_a)],
+        callbacks=[
+            BatchNormInspector(
+                root / "pretrain", probe_data=x_a[:PROBE_SAMPLES], reference_data=x_a, batch_size=BATCH_SIZE
+            )
+        ],
     )
     pretrained = model.get_weights()
 
@@ -118,8 +123,13 @@ def main(log_root: str | os.PathLike = LOG_ROOT, scale: float = 1.0) -> dict:
             x_b,
             y_b,
             epochs=fine_tune_epochs,
+            batch_size=BATCH_SIZE,
             verbose=0,
-            callbacks=[BatchNormInspector(root / name, probe_data=x_b[:PROBE_SAMPLES], reference_data=x_b)],
+            callbacks=[
+                BatchNormInspector(
+                    root / name, probe_data=x_b[:PROBE_SAMPLES], reference_data=x_b, batch_size=BATCH_SIZE
+                )
+            ],
         )
         end = bn_values(backbone, "bn")
         epsilon = backbone.get_layer("bn").epsilon

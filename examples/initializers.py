@@ -28,7 +28,17 @@ import keras
 import numpy as np
 
 # common first: it quiets TensorFlow's start-up logging before Keras imports TensorFlow
-from common import LOG_ROOT, PROBE_SAMPLES, article_data, article_model, bn_values, fresh_log_dir, predict_one, show
+from common import (
+    BATCH_SIZE,
+    LOG_ROOT,
+    PROBE_SAMPLES,
+    article_data,
+    article_model,
+    bn_values,
+    fresh_log_dir,
+    predict_one,
+    show,
+)
 
 from bn_inspect import BatchNormInspector, stats
 
@@ -66,8 +76,10 @@ def main(log_root: str | os.PathLike = LOG_ROOT, scale: float = 1.0) -> dict:
     figures, variables, trained = {}, {}, {}
     for name, options in RUNS.items():
         model = article_model(auto_names=True, **options)
-        inspector = BatchNormInspector(root / name, probe_data=data[:PROBE_SAMPLES], log_every_n_batches=1)
-        model.fit(data, targets, epochs=1, verbose=0, callbacks=[inspector])
+        inspector = BatchNormInspector(
+            root / name, probe_data=data[:PROBE_SAMPLES], log_every_n_batches=1, batch_size=BATCH_SIZE
+        )
+        model.fit(data, targets, epochs=1, batch_size=BATCH_SIZE, verbose=0, callbacks=[inspector])
         steps = int(model.optimizer.iterations.numpy())
         (bn,) = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
         momentum = bn.momentum

@@ -20,7 +20,17 @@ import warnings
 import numpy as np
 
 # common first: it quiets TensorFlow's start-up logging before Keras imports TensorFlow
-from common import LOG_ROOT, PROBE_SAMPLES, article_data, article_model, bn_values, fresh_log_dir, predict_one, show
+from common import (
+    BATCH_SIZE,
+    LOG_ROOT,
+    PROBE_SAMPLES,
+    article_data,
+    article_model,
+    bn_values,
+    fresh_log_dir,
+    predict_one,
+    show,
+)
 
 from bn_inspect import BatchNormInspector, BatchNormInspectorWarning, load_logdir, schema, stats
 
@@ -47,10 +57,11 @@ def main(log_root: str | os.PathLike = LOG_ROOT, scale: float = 1.0) -> dict:
             data,
             targets,
             epochs=max(1, round(EPOCHS * scale)),
+            batch_size=BATCH_SIZE,
             verbose=0,
             callbacks=[
-                BatchNormInspector(root / "probe_64", probe_data=probe),
-                BatchNormInspector(root / "probe_1", probe_data=data[:1]),
+                BatchNormInspector(root / "probe_64", probe_data=probe, batch_size=BATCH_SIZE),
+                BatchNormInspector(root / "probe_1", probe_data=data[:1], batch_size=BATCH_SIZE),
             ],
         )
     inspector_warnings = [str(w.message) for w in caught if issubclass(w.category, BatchNormInspectorWarning)]

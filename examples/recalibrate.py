@@ -33,7 +33,7 @@ import keras
 import numpy as np
 
 # common first: it quiets TensorFlow's start-up logging before Keras imports TensorFlow
-from common import LOG_ROOT, PROBE_SAMPLES, article_data, article_model, fresh_log_dir, show
+from common import BATCH_SIZE, LOG_ROOT, PROBE_SAMPLES, article_data, article_model, fresh_log_dir, show
 
 from bn_inspect import BatchNormInspector, recalibrate
 
@@ -46,7 +46,6 @@ RUNS = (
     ("linear_10ep", "linear", 10, 0.99),
     ("linear_10ep_m0.999", "linear", 10, 0.999),
 )
-BATCH_SIZE = 32
 
 
 def linear_targets(x: np.ndarray) -> np.ndarray:
@@ -94,7 +93,9 @@ def main(log_root: str | os.PathLike = LOG_ROOT, scale: float = 1.0) -> dict:
         epochs = epochs if epochs == 1 else max(2, round(epochs * scale))
         y = targets[kind]
         model = article_model(momentum=momentum)
-        inspector = BatchNormInspector(root / name, probe_data=data[:PROBE_SAMPLES], reference_data=data)
+        inspector = BatchNormInspector(
+            root / name, probe_data=data[:PROBE_SAMPLES], reference_data=data, batch_size=BATCH_SIZE
+        )
         model.fit(data, y, epochs=epochs, batch_size=BATCH_SIZE, verbose=0, callbacks=[inspector])
         before = figures(model, data, y)
         weights = [v.numpy().copy() for v in model.trainable_variables]
