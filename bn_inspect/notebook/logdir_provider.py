@@ -46,7 +46,7 @@ class _FileLog:
 
     signature: tuple[Any, Any]
     tensors: dict[str, _Tag] = field(default_factory=dict)
-    scalars: dict[str, list[tuple[int, float, float]]] = field(default_factory=dict)
+    scalars: dict[str, _Tag] = field(default_factory=dict)  # plain scalars (no plugin content)
 
 
 def _decoded(tensor: Any) -> Any:
@@ -62,7 +62,9 @@ def _read_file(path: storage.Location, signature: tuple[Any, Any]) -> _FileLog:
             continue
         for value in event.summary.value:
             if value.HasField("simple_value"):
-                log.scalars.setdefault(value.tag, []).append((event.step, event.wall_time, value.simple_value))
+                log.scalars.setdefault(value.tag, _Tag(b"")).points.append(
+                    (event.step, event.wall_time, value.simple_value)
+                )
                 continue
             tag = log.tensors.get(value.tag)
             if tag is None:
@@ -117,36 +119,25 @@ class LogdirProvider(provider.DataProvider):
                 runs.setdefault(name, []).append(known)
         self._files, self._runs = files, runs
 
-    def _tensor_tags(self, run: str) -> dict[str, _Tag]:
+    def _merged_tags(self, run: str, scalars: bool) -> dict[str, _Tag]:
+        """One run's ``bn_inspect`` tensor tags (or its plain-scalar tags), with the points of
+        every file of the run."""
         merged: dict[str, _Tag] = {}
         for log in self._runs.get(run, []):
-            for name, tag in log.tensors.items():
+            for name, tag in (log.scalars if scalars else log.tensors).items():
                 merged.setdefault(name, _Tag(tag.plugin_content)).points.extend(tag.points)
-        return merged
-
-    def _scalar_tags(self, run: str) -> dict[str, list[tuple[int, float, float]]]:
-        merged: dict[str, list[tuple[int, float, float]]] = {}
-        for log in self._runs.get(run, []):
-            for name, points in log.scalars.items():
-                merged.setdefault(name, []).extend(points)
         return merged
 
     def _selected_runs(self, run_tag_filter: provider.RunTagFilter | None) -> list[str]:
         return _wanted(sorted(self._runs), run_tag_filter.runs if run_tag_filter else None)
 
-    def list_runs(self, ctx: Any = None, *, experiment_id: str) -> list[provider.Run]:
-        return [provider.Run(run_id=name, run_name=name, start_time=None) for name in sorted(self._runs)]
-
-    def list_tensors(
-        self, ctx: Any = None, *, experiment_id: str, plugin_name: str, run_tag_filter: provider.RunTagFilter = None
-    ) -> dict[str, dict[str, provider.TensorTimeSeries]]:
-        if plugin_name != schema.PLUGIN_NAME:
-            return {}
+    def _listed(self, scalars: bool, series: type, run_tag_filter: provider.RunTagFilter | None) -> dict[str, dict]:
+        """``list_tensors`` / ``list_scalars``: each selected run's tags as ``series`` records."""
         result = {}
         for run in self._selected_runs(run_tag_filter):
-            tags = self._tensor_tags(run)
+            tags = self._merged_tags(run, scalars)
             listed = {
-                name: provider.TensorTimeSeries(
+                name: series(
                     max_step=max(point[0] for point in tags[name].points),
                     max_wall_time=max(point[1] for point in tags[name].points),
                     plugin_content=tags[name].plugin_content,
@@ -160,6 +151,26 @@ class LogdirProvider(provider.DataProvider):
                 result[run] = listed
         return result
 
+    def _read(self, scalars: bool, datum: type, listing: dict[str, dict], downsample: int | None) -> dict[str, dict]:
+        """``read_tensors`` / ``read_scalars``: the points of every listed tag as ``datum`` records."""
+        result = {}
+        for run, tags in listing.items():
+            stored = self._merged_tags(run, scalars)
+            result[run] = {
+                name: _downsampled([datum(*point) for point in stored[name].points], downsample) for name in tags
+            }
+        return result
+
+    def list_runs(self, ctx: Any = None, *, experiment_id: str) -> list[provider.Run]:
+        return [provider.Run(run_id=name, run_name=name, start_time=None) for name in sorted(self._runs)]
+
+    def list_tensors(
+        self, ctx: Any = None, *, experiment_id: str, plugin_name: str, run_tag_filter: provider.RunTagFilter = None
+    ) -> dict[str, dict[str, provider.TensorTimeSeries]]:
+        if plugin_name != schema.PLUGIN_NAME:
+            return {}
+        return self._listed(False, provider.TensorTimeSeries, run_tag_filter)
+
     def read_tensors(
         self,
         ctx: Any = None,
@@ -172,36 +183,14 @@ class LogdirProvider(provider.DataProvider):
         listing = self.list_tensors(
             ctx, experiment_id=experiment_id, plugin_name=plugin_name, run_tag_filter=run_tag_filter
         )
-        result = {}
-        for run, tags in listing.items():
-            stored = self._tensor_tags(run)
-            result[run] = {
-                name: _downsampled([provider.TensorDatum(*point) for point in stored[name].points], downsample)
-                for name in tags
-            }
-        return result
+        return self._read(False, provider.TensorDatum, listing, downsample)
 
     def list_scalars(
         self, ctx: Any = None, *, experiment_id: str, plugin_name: str, run_tag_filter: provider.RunTagFilter = None
     ) -> dict[str, dict[str, provider.ScalarTimeSeries]]:
         if plugin_name != scalar_metadata.PLUGIN_NAME:
             return {}
-        result = {}
-        for run in self._selected_runs(run_tag_filter):
-            tags = self._scalar_tags(run)
-            listed = {
-                name: provider.ScalarTimeSeries(
-                    max_step=max(point[0] for point in tags[name]),
-                    max_wall_time=max(point[1] for point in tags[name]),
-                    plugin_content=b"",
-                    description="",
-                    display_name="",
-                )
-                for name in _wanted(tags, run_tag_filter.tags if run_tag_filter else None)
-            }
-            if listed:
-                result[run] = listed
-        return result
+        return self._listed(True, provider.ScalarTimeSeries, run_tag_filter)
 
     def read_scalars(
         self,
@@ -215,14 +204,7 @@ class LogdirProvider(provider.DataProvider):
         listing = self.list_scalars(
             ctx, experiment_id=experiment_id, plugin_name=plugin_name, run_tag_filter=run_tag_filter
         )
-        result = {}
-        for run, tags in listing.items():
-            stored = self._scalar_tags(run)
-            result[run] = {
-                name: _downsampled([provider.ScalarDatum(*point) for point in stored[name]], downsample)
-                for name in tags
-            }
-        return result
+        return self._read(True, provider.ScalarDatum, listing, downsample)
 
     def read_last_scalars(
         self, ctx: Any = None, *, experiment_id: str, plugin_name: str, run_tag_filter: provider.RunTagFilter = None
