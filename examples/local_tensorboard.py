@@ -14,7 +14,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+import urllib.request
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -73,6 +74,21 @@ def serve(
         yield f"http://127.0.0.1:{port}", process
     finally:
         stop(process)
+
+
+def wait_for_server(url: str, process: subprocess.Popen, ready: Callable[[bytes], bool], timeout: float = 90.0) -> None:
+    """Poll ``url`` until its answer satisfies ``ready``; fail if ``process`` exits first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, f"the server of {url} exited early"
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if ready(response.read()):
+                    return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    raise AssertionError(f"{url} did not answer in time")
 
 
 def launch_chromium(playwright: Any) -> Any:

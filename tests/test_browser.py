@@ -24,7 +24,7 @@ from plugin_logdirs import FROZEN_LAYER, FROZEN_RUN, NONFINITE_LAYER, REPLICA_RU
 from bn_inspect import doctor, load_logdir, schema
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
-from local_tensorboard import launch_chromium, serve, show_view, tab_frame, watched_page
+from local_tensorboard import launch_chromium, serve, show_view, tab_frame, wait_for_server, watched_page
 
 HOSTILE_RUN = "<img src=x onerror=alert(1)>"
 # Screenshots of each view go to a temporary folder; `make screenshots` points
@@ -43,17 +43,8 @@ VIRIDIS_ANCHORS = np.array(
 
 
 def wait_for_tab(url: str, process: subprocess.Popen, timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process.poll() is None, "tensorboard exited early"
-        try:
-            with urllib.request.urlopen(f"{url}/data/plugins_listing", timeout=2) as response:
-                if b'"bn_inspect"' in response.read():
-                    return
-        except OSError:
-            pass
-        time.sleep(0.3)
-    raise AssertionError("tensorboard did not start in time")
+    """Until TensorBoard at ``url`` lists the bn_inspect plugin."""
+    wait_for_server(f"{url}/data/plugins_listing", process, lambda body: b'"bn_inspect"' in body, timeout)
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,7 @@ from plugin_logdirs import FROZEN_LAYER, RUNS
 from bn_inspect import load_logdir, schema
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
-from local_tensorboard import free_port, launch_chromium, stop, watched_page
+from local_tensorboard import free_port, launch_chromium, stop, wait_for_server, watched_page
 
 HOSTILE_RUN = "<img src=x onerror=alert(1)>"
 SCREENSHOT = Path(
@@ -41,17 +41,8 @@ NO_NEWS = {  # JupyterLab settings: no news or update toasts over the notebook
 
 
 def wait_for_lab(url: str, process: subprocess.Popen, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process.poll() is None, "jupyter lab exited early"
-        try:
-            with urllib.request.urlopen(f"{url}/api/status", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.3)
-    raise AssertionError("jupyter lab did not start in time")
+    """Until JupyterLab at ``url`` answers its status API."""
+    wait_for_server(f"{url}/api/status", process, lambda body: True, timeout)
 
 
 @pytest.fixture(scope="session")
