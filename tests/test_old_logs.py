@@ -25,7 +25,7 @@ RUN = "mlp"
 
 @pytest.fixture(scope="module")
 def versions(tmp_path_factory) -> dict[str, Path]:
-    """Version -> directory holding ``logs/mlp`` and ``expected.npz`` (v3 written by a real fit now)."""
+    """Version -> directory holding ``logdir/mlp`` and ``expected.npz`` (v3 written by a real fit now)."""
     sys.path.insert(0, str(FIXTURES))
     try:
         import write_logdir
@@ -44,7 +44,7 @@ def expected_variables(directory: Path) -> dict[tuple[str, str, int], np.ndarray
 
 @pytest.mark.parametrize("version", VERSIONS)
 def test_reader_gives_the_layers_variables(versions, version):
-    run = load_logdir(versions[version] / "logs")[RUN]
+    run = load_logdir(versions[version] / "logdir")[RUN]
     expected = expected_variables(versions[version])
     assert {step for _, _, step in expected} == set(range(6))
     for (layer, variable, step), values in expected.items():
@@ -57,7 +57,7 @@ def test_reader_gives_the_layers_variables(versions, version):
 def test_every_version_holds_the_same_series(versions):
     """The same fits logged by v1, v2 and v3 writers read back as the same series and steps,
     with equal values (the probe and population statistics too, not only the variables)."""
-    runs = {version: load_logdir(directory / "logs")[RUN] for version, directory in versions.items()}
+    runs = {version: load_logdir(directory / "logdir")[RUN] for version, directory in versions.items()}
     reference = runs["v3"]
     for version in ("v1", "v2"):
         run = runs[version]
@@ -76,7 +76,7 @@ def test_every_version_holds_the_same_series(versions):
 
 @pytest.mark.parametrize("version", VERSIONS)
 def test_cli_reads_every_version(versions, version, capsys, tmp_path):
-    logs = str(versions[version] / "logs")
+    logs = str(versions[version] / "logdir")
     assert main(["summary", logs, "--layers"]) == 0
     out = capsys.readouterr().out
     assert RUN in out and "bn_1" in out and "bn_2" in out
@@ -97,7 +97,7 @@ def client(request, versions, tmp_path_factory):
     """TensorBoard over one logdir holding the run of every version as ``<version>/mlp``."""
     logdir = tmp_path_factory.mktemp("all_versions")
     for version, directory in versions.items():
-        shutil.copytree(directory / "logs" / RUN, logdir / version / RUN)
+        shutil.copytree(directory / "logdir" / RUN, logdir / version / RUN)
     with tensorboard_client(request.param, "--logdir", str(logdir)) as client:
         wait_until(lambda: len(get_json(client, "runs")["runs"]) == len(VERSIONS))
         yield client
@@ -127,7 +127,7 @@ def test_tbparse_finds_each_layer_by_its_path(versions):
     path, rows in the group's order (docs/data-contract.md)."""
     from tbparse import SummaryReader
 
-    tensors = SummaryReader(str(versions["v3"] / "logs" / RUN), pivot=False).tensors
+    tensors = SummaryReader(str(versions["v3"] / "logdir" / RUN), pivot=False).tensors
     expected = expected_variables(versions["v3"])
     for layer in LAYERS:
         (tag,) = {tag for tag in tensors.tag if f"/{layer}/variables" in tag and not tag.endswith("/batch")}
@@ -148,7 +148,7 @@ def test_notebook_view_reads_every_version(versions, tmp_path):
     from tb_plugin.read_cache import ReaderCache
 
     for version, directory in versions.items():
-        shutil.copytree(directory / "logs" / RUN, tmp_path / version / RUN)
+        shutil.copytree(directory / "logdir" / RUN, tmp_path / version / RUN)
     reader = ProviderReader(LogdirProvider(tmp_path), None, "", ReaderCache())
     runs = {run["run"]: run for run in routes.answer("runs", reader, routes.Params([])).json["runs"]}
     assert sorted(runs) == [f"{version}/{RUN}" for version in VERSIONS]
