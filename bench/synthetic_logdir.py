@@ -2,7 +2,7 @@
 
 Each run holds a config record and, per layer and epoch step (0..epochs), the chosen
 per-channel quantities plus the per-layer figures the callback always writes
-(``updates``, ``residual_init_weight``, ``nonfinite_channels``). Values are smooth in
+(:func:`bn_inspect.summaries.add_variables` and ``add_moving_figures``). Values are smooth in
 channel and epoch so heatmaps look like real ones; their content does not change any timing.
 
 A logdir is cached under ``bench/out`` by its specification: rerunning reuses it.
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bn_inspect import schema
+from bn_inspect import schema, summaries
 from bn_inspect.writer import SummaryWriter
 
 MOMENTUM = 0.99
@@ -85,16 +85,21 @@ def write_run(directory: Path, spec: Spec, seed: int) -> None:
     waves = np.sin(np.arange(spec.channels, dtype=np.float32) / 7.0)
     writer = SummaryWriter(directory)
     writer.add_config(_config(spec))
+    start: dict[str, dict[str, np.ndarray]] = {}
     for step in range(spec.epochs + 1):
         fade = np.float32(1.0 - np.exp(-step / 20.0))
         updates = step * STEPS_PER_EPOCH
         for i in range(spec.layers):
             path = layer_path(i)
-            for k, quantity in enumerate(spec.quantities):
-                writer.add_layer(path, quantity, base[i, k] * fade + waves * np.float32(0.1 * k))
+            values = {q: base[i, k] * fade + waves * np.float32(0.1 * k) for k, q in enumerate(spec.quantities)}
+            for quantity, value in values.items():
+                writer.add_layer(path, quantity, value)
             writer.add_layer(path, schema.UPDATES, np.float32(updates))
             writer.add_layer(path, schema.RESIDUAL_INIT_WEIGHT, np.float32(MOMENTUM**updates))
             writer.add_layer(path, schema.NONFINITE_CHANNELS, np.float32(0))
+            if schema.MOVING_MEAN in values and schema.MOVING_VARIANCE in values:
+                start.setdefault(path, values)
+                summaries.add_moving_figures(writer, {path: values}, start, {})
         writer.write_step(step)
     writer.close()
 
@@ -104,7 +109,7 @@ def ensure_logdir(spec: Spec, root: Path) -> tuple[Path, float]:
     writing took (0 when reused)."""
     logdir = root / spec.name
     marker = logdir / "spec.json"
-    written = dict(asdict(spec), schema_version=schema.SCHEMA_VERSION)
+    written = dict(asdict(spec), schema_version=schema.SCHEMA_VERSION, figures=list(schema.LAYER_SCALAR_QUANTITIES))
     if marker.exists() and json.loads(marker.read_text()) == json.loads(json.dumps(written)):
         return logdir, 0.0
     shutil.rmtree(logdir, ignore_errors=True)

@@ -151,6 +151,8 @@ class BatchNormInspector(keras.callbacks.Callback):
         self._population: PopulationStatistics | None = None
         self._transfer: VariableTransfer | None = None
         self._config: dict | None = None
+        self._fit_start: summaries.Values | None = None  # moving statistics at the fit's first step
+        self._initial_statistics: dict[str, tuple[float | None, float | None]] = {}  # initializers' constants
         self._epoch_started: float | None = None  # perf_counter when the current epoch's training began
         self._costs = CostAdvisor()
 
@@ -231,6 +233,9 @@ class BatchNormInspector(keras.callbacks.Callback):
         iterations = self._iterations()
         self._steps.begin(iterations, {found.path: bool(found.layer.trainable) for found in self._layers})
         self._config = self._run_config()
+        self._initial_statistics = {
+            layer.path: layer.initial_statistics for layer in RunConfig.from_record(self._config).layers
+        }
         if self._steps.last_step is None and existing_step is not None:
             if iterations > 0:
                 self._steps.last_step = existing_step  # a trained model resumes: continue the steps
@@ -317,6 +322,9 @@ class BatchNormInspector(keras.callbacks.Callback):
         if include_config and self._config is not None:
             writer.add_config(self._config)
         values = self._add_variables(writer, schema.TIMELINE_EPOCH, self._steps.global_step)
+        if include_config or self._fit_start is None:
+            self._fit_start = summaries.moving_statistics(values)
+        summaries.add_moving_figures(writer, values, self._fit_start, self._initial_statistics)
         residuals = [
             stats.residual_init_weight(found.layer.momentum, self._steps.updates(found.path, self._steps.global_step))
             for found in self._layers

@@ -29,6 +29,26 @@ from typing import Any
 DEFAULT_EPSILON = 1e-3  # Keras' BatchNormalization default, for records without epsilon
 
 
+def initializer_constant(record: object) -> float | None:
+    """The constant a stored initializer record fills with (Zeros, Ones, Constant), else ``None``.
+
+    Example:
+        >>> initializer_constant({"class_name": "Constant", "config": {"value": 2.0}}), initializer_constant(None)
+        (2.0, None)
+    """
+    if not isinstance(record, dict):
+        return None
+    name = record.get("class_name")
+    if name == "Zeros":
+        return 0.0
+    if name == "Ones":
+        return 1.0
+    if name == "Constant":
+        value = (record.get("config") or {}).get("value")
+        return float(value) if isinstance(value, (int, float)) else None
+    return None
+
+
 @dataclass(frozen=True)
 class LayerConfig:
     """One BatchNormalization layer as configured in a fit (an entry of the record's ``layers``)."""
@@ -66,6 +86,19 @@ class LayerConfig:
         if self.inference_mode_in_training is not None:
             return bool(self.inference_mode_in_training)
         return self.trainable is False
+
+    @property
+    def initial_statistics(self) -> tuple[float | None, float | None]:
+        """The constants the moving mean and variance initializers fill with (``None``: not a
+        constant initializer, or not recorded).
+
+        Example:
+            >>> LayerConfig("bn", moving_mean_initializer={"class_name": "Zeros", "config": {}}).initial_statistics
+            (0.0, None)
+        """
+        return initializer_constant(self.moving_mean_initializer), initializer_constant(
+            self.moving_variance_initializer
+        )
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> LayerConfig:

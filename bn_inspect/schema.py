@@ -128,6 +128,8 @@ PROBE_VAR_LOG_RATIO = "probe_var_log_ratio"  # mean_c |log((batch_var + eps)/(mo
 POPULATION_MEAN_GAP = "population_mean_gap"  # same as PROBE_MEAN_GAP with population stats
 POPULATION_VAR_LOG_RATIO = "population_var_log_ratio"
 NONFINITE_CHANNELS = "nonfinite_channels"  # channels whose moving stats are NaN/inf/negative var
+MOVING_CHANGE = "moving_change"  # max_c |moving - moving at the fit's start|, mean and variance
+INIT_DISTANCE = "init_distance"  # max_c |moving - its initializer's constant| (NaN: not constants)
 REPLICA_MEAN_SPREAD_GAP = "replica_mean_spread_gap"  # mean_c mean spread / sqrt(probe batch var + eps)
 
 LAYER_SCALAR_QUANTITIES = (
@@ -139,6 +141,8 @@ LAYER_SCALAR_QUANTITIES = (
     POPULATION_VAR_LOG_RATIO,
     NONFINITE_CHANNELS,
     REPLICA_MEAN_SPREAD_GAP,
+    MOVING_CHANGE,
+    INIT_DISTANCE,
 )
 LAYER_QUANTITIES = CHANNEL_QUANTITIES + LAYER_SCALAR_QUANTITIES
 
@@ -208,6 +212,8 @@ TAG_CODES = {
     POPULATION_VAR_LOG_RATIO: "qr",
     NONFINITE_CHANNELS: "n",
     REPLICA_MEAN_SPREAD_GAP: "rg",
+    MOVING_CHANGE: "mc",
+    INIT_DISTANCE: "id",
     OUTPUT_TRAINING: "ot",
     OUTPUT_INFERENCE: "oi",
     OUTPUT_GAP: "og",

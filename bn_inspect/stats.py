@@ -175,6 +175,27 @@ def nonfinite_channels(moving_mean: np.ndarray, moving_variance: np.ndarray) -> 
     return int(np.count_nonzero(nonfinite_channel_mask(moving_mean, moving_variance)))
 
 
+def largest_difference(
+    moving_mean: np.ndarray,
+    moving_variance: np.ndarray,
+    reference_mean: np.ndarray | float,
+    reference_variance: np.ndarray | float,
+) -> np.float32:
+    """Largest absolute difference of a layer's moving statistics from reference ones (a
+    starting state, or its initializers' constants):
+    ``max_c max(|mean_c - reference_mean_c|, |variance_c - reference_variance_c|)``.
+
+    Exactly 0 when both statistics equal the reference in every channel, NaN when a value is NaN.
+
+    Example:
+        >>> float(largest_difference(np.array([0.5, 0.0]), np.array([1.0, 3.0]), np.zeros(2), 1.0))
+        2.0
+    """
+    mean_difference = np.abs(np.asarray(moving_mean, np.float64) - np.asarray(reference_mean, np.float64))
+    variance_difference = np.abs(np.asarray(moving_variance, np.float64) - np.asarray(reference_variance, np.float64))
+    return np.float32(np.max(np.maximum(mean_difference, variance_difference)))
+
+
 def replica_spread(per_replica: np.ndarray) -> np.ndarray:
     """Per channel ``max - min`` across replicas of a ``[replicas, channels]`` statistic.
 

@@ -57,6 +57,36 @@ def add_variables(
         writer.add_layer(path, schema.NONFINITE_CHANNELS, np.float32(nonfinite[path]), timeline)
 
 
+def moving_statistics(values: Values) -> Values:
+    """A copy of each layer's moving mean and variance in ``values`` (a starting state for
+    :func:`add_moving_change`)."""
+    return {
+        path: {name: np.array(named[name]) for name in (schema.MOVING_MEAN, schema.MOVING_VARIANCE)}
+        for path, named in values.items()
+    }
+
+
+def add_moving_figures(
+    writer: Any, values: Values, start: Values, initial: dict[str, tuple[float | None, float | None]]
+) -> None:
+    """How far each layer's moving statistics are from ``start``, the fit's first logged state
+    (:data:`~bn_inspect.schema.MOVING_CHANGE`: 0 exactly for a layer that never updated), and
+    from the constants their initializers fill them with (``initial`` per path, see
+    :attr:`~bn_inspect.run_config.LayerConfig.initial_statistics`;
+    :data:`~bn_inspect.schema.INIT_DISTANCE`, NaN unless both are constants)."""
+    for path, named in values.items():
+        mean, variance = named[schema.MOVING_MEAN], named[schema.MOVING_VARIANCE]
+        if path in start:
+            begun = start[path]
+            change = stats.largest_difference(mean, variance, begun[schema.MOVING_MEAN], begun[schema.MOVING_VARIANCE])
+            writer.add_layer(path, schema.MOVING_CHANGE, change, schema.TIMELINE_EPOCH)
+        mean_init, variance_init = initial.get(path, (None, None))
+        distance = np.float32("nan")
+        if mean_init is not None and variance_init is not None:
+            distance = stats.largest_difference(mean, variance, np.float32(mean_init), np.float32(variance_init))
+        writer.add_layer(path, schema.INIT_DISTANCE, distance, schema.TIMELINE_EPOCH)
+
+
 def add_replica_copies(writer: Any, found: FoundLayer, strategy: Any) -> None:
     """How far apart the replicas' copies of a layer's moving statistics are (see distribution.py)."""
     mean_copies = replica_values(found.layer.moving_mean, strategy)

@@ -202,15 +202,20 @@ class ProviderReader:
                 result[run] = index
         return result
 
-    def _read_tensors(self, runs: Sequence[RunIndex], tags: Sequence[str]) -> dict[str, dict[str, list]]:
-        """Every point of ``tags`` of ``runs``: from the cache, the rest in one data-provider
-        call (with the Rust data server, one round trip: ~40 ms each on loopback, so routes
-        make as few as they can)."""
+    def _read_tensors(
+        self, runs: Sequence[RunIndex], tags: Sequence[str], points_per_tag: int = MAX_POINTS
+    ) -> dict[str, dict[str, list]]:
+        """Every point of ``tags`` of ``runs`` (or, with ``points_per_tag=1``, the last one:
+        both loaders' downsampling always keeps the last point): from the cache, the rest in
+        one data-provider call (with the Rust data server, one round trip: ~40 ms each on
+        loopback, so routes make as few as they can)."""
         result: dict[str, dict[str, list]] = {run.name: {} for run in runs}
+        if not tags:
+            return result
         missing_runs, missing_tags = [], set()
         for run in runs:
             for tag in tags:
-                points = self._cache.points((self._experiment_id, run.name, run.version, tag))
+                points = self._cache.points((self._experiment_id, run.name, run.version, tag, points_per_tag))
                 if points is None:
                     missing_runs.append(run)
                     missing_tags.add(tag)
@@ -223,12 +228,12 @@ class ProviderReader:
             self._ctx,
             experiment_id=self._experiment_id,
             plugin_name=schema.PLUGIN_NAME,
-            downsample=MAX_POINTS,
+            downsample=points_per_tag,
             run_tag_filter=provider.RunTagFilter(runs=[run.name for run in missing_runs], tags=sorted(missing_tags)),
         )
         for run in missing_runs:
             for tag, points in read.get(run.name, {}).items():
-                self._cache.keep_points((self._experiment_id, run.name, run.version, tag), points)
+                self._cache.keep_points((self._experiment_id, run.name, run.version, tag, points_per_tag), points)
                 result[run.name][tag] = points
         return result
 
@@ -271,13 +276,26 @@ class ProviderReader:
         """The newest run-config record (highest step, last written), or ``None``."""
         return newest(self.configs(run))
 
-    def run_data(self, run: RunIndex, layer_quantities: Sequence[str], model_quantities: Sequence[str]) -> RunData:
+    def run_data(
+        self,
+        run: RunIndex,
+        layer_quantities: Sequence[str],
+        model_quantities: Sequence[str],
+        last_step_quantities: Sequence[str] = (),
+    ) -> RunData:
         """``run`` as :func:`bn_inspect.load_logdir` gives it (its configs, layers in model order),
         holding only the epoch-timeline series of ``layer_quantities`` and ``model_quantities``:
-        what pure functions over ``RunData`` (e.g. :func:`bn_inspect.doctor.diagnose`) read."""
+        what pure functions over ``RunData`` (e.g. :func:`bn_inspect.doctor.diagnose`) read.
+        Of ``last_step_quantities`` (unless a tag holding them also holds a series read whole)
+        only the last point is read: a run's per-channel history is most of its bytes."""
         keys = [SeriesKey(schema.KIND_LAYER, q, layer) for layer in run.layers() for q in layer_quantities]
         keys += [SeriesKey(schema.KIND_MODEL, q) for q in model_quantities]
-        data, configs = self.read_runs([run], keys)[run.name]
+        whole_tags = _tags_of(run, [key for key in keys if key.quantity not in last_step_quantities])
+        last_tags = [tag for tag in _tags_of(run, keys) if tag not in whole_tags]
+        datums = self._read_tensors([run], whole_tags)[run.name]
+        datums.update(self._read_tensors([run], last_tags, points_per_tag=1)[run.name])
+        data = _series_of(run, keys, datums)
+        configs = _config_records(datums.get(run.config_tag, []))
         config = newest(configs)
         layers: dict[str, dict[str, Series]] = {}
         for layer in in_model_order(run.layers(), parse(config)):

@@ -380,9 +380,11 @@ def findings(reader: ProviderReader, run_names: Sequence[str], match: str = "aut
         """The run's findings and its layers (for the alignment), kept while it has no new data."""
         run = _run(index, name)
         used = (doctor.LAYER_QUANTITIES_USED, doctor.MODEL_QUANTITIES_USED)
+        series = run.keys()
+        last_step = doctor.last_step_quantities(key.quantity for key in series)
 
         def read() -> tuple[list[doctor.Finding], list[tuple[str, int | None]]]:
-            data = reader.run_data(run, *used)
+            data = reader.run_data(run, *used, last_step)
             return doctor.diagnose({name: data}), alignment.run_layers(data)
 
         return reader.cached(run, "findings", read)

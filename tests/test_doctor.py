@@ -20,7 +20,7 @@ import pytest
 
 from bn_inspect import BatchNormInspector, BatchNormInspectorWarning, doctor, load_logdir, schema
 from bn_inspect.cli import main
-from bn_inspect.reader import RunData
+from bn_inspect.reader import RunData, Series
 from bn_inspect.writer import SummaryWriter
 
 SAMPLES, FEATURES, BATCH = 200, 4, 32
@@ -467,6 +467,42 @@ def test_findings_need_only_the_declared_quantities(trained):
         for name, run in trained["runs"].items()
     }
     assert doctor.diagnose(reduced) == trained["findings"]
+
+
+def _reduced(trained, keep) -> dict:
+    """Every run with each layer series replaced by ``keep(quantity, series)`` (dropped when ``None``)."""
+    runs = {}
+    for name, run in trained["runs"].items():
+        layers = {
+            path: {q: kept for q, s in quantities.items() if (kept := keep(q, s)) is not None}
+            for path, quantities in run.layers.items()
+        }
+        runs[name] = dataclasses.replace(run, layers=layers)
+    return runs
+
+
+def test_findings_need_per_channel_values_at_their_last_step_only(trained):
+    """What the tab reads of runs that log moving_change and init_distance: the series of
+    doctor.last_step_quantities reduced to their last point."""
+
+    def last_point(quantity, series):
+        if quantity not in doctor.LAST_STEP_QUANTITIES:
+            return series
+        return Series(series.steps[-1:], series.values[-1:], series.wall_times[-1:])
+
+    for run in trained["runs"].values():
+        logged = {q for quantities in run.layers.values() for q in quantities}
+        assert doctor.last_step_quantities(logged) == doctor.LAST_STEP_QUANTITIES
+    assert doctor.diagnose(_reduced(trained, last_point)) == trained["findings"]
+
+
+def test_logs_without_the_moving_figures_give_the_same_findings(trained):
+    """Logs written before moving_change and init_distance (v1, v2, early v3): the checks
+    compare the per-channel values of the two steps instead, and find the same."""
+    figures = (schema.MOVING_CHANGE, schema.INIT_DISTANCE)
+    older = _reduced(trained, lambda quantity, series: None if quantity in figures else series)
+    assert {f.id for f in trained["findings"]} >= {"bn_not_updating", "frozen_bn", "initializer_dominant"}
+    assert doctor.diagnose(older) == trained["findings"]
 
 
 def test_diagnose_sorts_most_severe_first(trained):

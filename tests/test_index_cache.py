@@ -63,9 +63,15 @@ class ReadCountingProvider(CountingProvider):
         super().__init__(*args, **kwargs)
         self.reads: list[list[str]] = []
 
+        self.points: dict[tuple[str, str], int] = {}  # (run, tag) -> points answered
+
     def read_tensors(self, *args, **kwargs):
         self.reads.append(sorted(kwargs["run_tag_filter"].runs))
-        return super().read_tensors(*args, **kwargs)
+        answer = super().read_tensors(*args, **kwargs)
+        for run, tags in answer.items():
+            for tag, points in tags.items():
+                self.points[run, tag] = self.points.get((run, tag), 0) + len(points)
+        return answer
 
 
 def test_findings_are_kept_per_run_until_that_run_gets_new_data(plugin_logdir, tmp_path):
@@ -97,7 +103,27 @@ def test_findings_are_kept_per_run_until_that_run_gets_new_data(plugin_logdir, t
     multiplexer.Reload()
     ProviderReader(provider, RequestContext(), "", cache).index()  # the runs route (the tab's Reload)
     again = findings()
-    assert provider.reads[reads:] == [["frozen"]]
+    assert provider.reads[reads:] and all(asked == ["frozen"] for asked in provider.reads[reads:])
     assert again != first
     expected = doctor.diagnose(load_logdir(logdir))
     assert again["findings"] == [f.to_dict() for f in expected if f.run in runs]
+
+
+def test_findings_read_the_last_point_of_per_channel_series(plugin_logdir):
+    """The doctor needs a layer's per-channel values at their last step only (its two-step
+    checks read the per-layer figures moving_change and init_distance): the findings route
+    asks TensorBoard for one point of each per-channel tag and finds what the doctor finds in
+    the whole logdir read by load_logdir."""
+    multiplexer = plugin_event_multiplexer.EventMultiplexer(tensor_size_guidance={schema.PLUGIN_NAME: 0})
+    multiplexer.AddRunsFromDirectory(str(plugin_logdir))
+    multiplexer.Reload()
+    provider = ReadCountingProvider(multiplexer, str(plugin_logdir))
+    answer = queries.findings(ProviderReader(provider, RequestContext(), ""), ["default", "frozen"])
+    per_channel = {
+        key: n for key, n in provider.points.items() if key[1].endswith(("/variables", "/replica_moving_spread"))
+    }
+    assert per_channel and set(per_channel.values()) == {1}
+    whole = [n for (run, tag), n in provider.points.items() if tag.startswith("bn_inspect/_layers/")]
+    assert whole and min(whole) > 1  # the per-layer figures: every step
+    expected = doctor.diagnose(load_logdir(plugin_logdir))
+    assert answer["findings"] == [f.to_dict() for f in expected if f.run in ("default", "frozen")]

@@ -54,6 +54,37 @@ def test_reader_gives_the_layers_variables(versions, version):
     assert [step for step, _ in run.configs] == [0, 3]
 
 
+def _largest_difference(expected: dict, layer: str, step: int, reference) -> float:
+    """max over channels and both moving statistics of |value - reference|, in float64."""
+    return max(
+        float(np.max(np.abs(expected[(layer, name, step)].astype(np.float64) - reference(name))))
+        for name in (schema.MOVING_MEAN, schema.MOVING_VARIANCE)
+    )
+
+
+def test_moving_figures_are_the_changes_the_variables_show(versions):
+    """v3 logs per layer the largest change of its moving statistics since the fit's first step
+    (fits start at steps 0 and 3 here; step 3 is written last by the second fit's start) and
+    their largest distance from the initializers' constants (Keras' Zeros and Ones): both
+    computed here from the variables a Keras callback saw."""
+    run = load_logdir(versions["v3"] / "logdir")[RUN]
+    expected = expected_variables(versions["v3"])
+    initial = {schema.MOVING_MEAN: 0.0, schema.MOVING_VARIANCE: 1.0}
+    for layer in LAYERS:
+        change, distance = run.layers[layer][schema.MOVING_CHANGE], run.layers[layer][schema.INIT_DISTANCE]
+        assert change.steps.tolist() == distance.steps.tolist() == list(range(6))
+        for step in range(6):
+            start = 3 if step >= 3 else 0
+            since_start = _largest_difference(
+                expected, layer, step, lambda name, s=start, at=layer: expected[(at, name, s)]
+            )
+            assert float(change.values[step]) == pytest.approx(since_start, rel=1e-6, abs=0.0)
+            from_init = _largest_difference(expected, layer, step, lambda name: initial[name])
+            assert float(distance.values[step]) == pytest.approx(from_init, rel=1e-6, abs=0.0)
+        assert float(change.values[0]) == float(change.values[3]) == float(distance.values[0]) == 0.0
+        assert float(change.values[5]) > 0.0 and float(distance.values[5]) > 0.0
+
+
 def test_every_version_holds_the_same_series(versions):
     """The same fits logged by v1, v2 and v3 writers read back as the same series and steps,
     with equal values (the probe and population statistics too, not only the variables)."""
@@ -63,7 +94,10 @@ def test_every_version_holds_the_same_series(versions):
         run = runs[version]
         for group, other in ((run.layers, reference.layers), (run.batch_layers, reference.batch_layers)):
             assert {(layer, q) for layer in group for q in group[layer]} == {
-                (layer, q) for layer in other for q in other[layer]
+                (layer, q)
+                for layer in other
+                for q in other[layer]
+                if q not in (schema.MOVING_CHANGE, schema.INIT_DISTANCE)  # new in v3
             }
             for layer, quantities in group.items():
                 for quantity, series in quantities.items():

@@ -43,7 +43,12 @@ from bn_inspect.doctor.frozen import check_frozen, check_not_updating
 from bn_inspect.doctor.grouping import FindingGroup, group_findings
 from bn_inspect.doctor.initializer import check_initializer_dominant
 from bn_inspect.doctor.modes import check_train_inference_gap
-from bn_inspect.doctor.reading import LAYER_QUANTITIES_USED, MODEL_QUANTITIES_USED
+from bn_inspect.doctor.reading import (
+    LAST_STEP_QUANTITIES,
+    LAYER_QUANTITIES_USED,
+    MODEL_QUANTITIES_USED,
+    last_step_quantities,
+)
 from bn_inspect.doctor.replicas import check_replica_divergence
 from bn_inspect.doctor.staleness import check_staleness
 from bn_inspect.doctor.thresholds import (
@@ -99,6 +104,7 @@ __all__ = [
     "CHECKS",
     "ERROR",
     "INFO",
+    "LAST_STEP_QUANTITIES",
     "LAYER_QUANTITIES_USED",
     "MAX_LISTED",
     "MEAN_GAP_ERROR",
@@ -139,5 +145,6 @@ __all__ = [
     "diagnose",
     "format_report",
     "group_findings",
+    "last_step_quantities",
     "severity_rank",
 ]

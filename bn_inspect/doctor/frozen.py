@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
 from bn_inspect import schema
 from bn_inspect.doctor.finding import ERROR, INFO, VIEW_EPOCHS, VIEW_MODES, VIEW_RUNS, WARNING, Finding, finding, listed
 from bn_inspect.doctor.reading import (
@@ -19,6 +17,7 @@ from bn_inspect.doctor.reading import (
     population_gaps,
     run_layers,
     scalar,
+    unchanged_since,
 )
 from bn_inspect.reader import RunData
 from bn_inspect.run_config import RunConfig
@@ -109,12 +108,10 @@ def check_not_updating(run: RunData) -> list[Finding]:
         if layer.frozen:
             continue
         updates = [layer.at(schema.UPDATES, step) for step in (start, last)]
-        means = [layer.at(schema.MOVING_MEAN, step) for step in (start, last)]
-        variances = [layer.at(schema.MOVING_VARIANCE, step) for step in (start, last)]
-        if any(v is None for v in updates + means + variances):
+        if any(v is None for v in updates):
             continue
         stepped = int(scalar(updates[1]) - scalar(updates[0]))
-        if stepped > 0 and np.array_equal(means[0], means[1]) and np.array_equal(variances[0], variances[1]):
+        if stepped > 0 and unchanged_since(layer, start, last):
             static.append((layer, stepped))
     if not static:
         return []

@@ -3,6 +3,7 @@ and the steps that matter (last epoch, start of the newest fit)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,8 +26,31 @@ LAYER_QUANTITIES_USED = (
     schema.POPULATION_VAR_LOG_RATIO,
     schema.REPLICA_MEAN_SPREAD_GAP,
     schema.REPLICA_MOVING_MEAN_SPREAD,
+    schema.MOVING_CHANGE,
+    schema.INIT_DISTANCE,
 )
 MODEL_QUANTITIES_USED = (schema.OUTPUT_GAP,)
+# Per-channel series the checks read at their last logged step only, in a run that logs
+# MOVING_CHANGE and INIT_DISTANCE (what the checks of other steps, :func:`unchanged_since` and
+# :func:`at_initializers`, read then): a reader that can fetch a series' last point alone
+# (the tab) reads just that of these.
+LAST_STEP_QUANTITIES = (schema.MOVING_MEAN, schema.MOVING_VARIANCE, schema.REPLICA_MOVING_MEAN_SPREAD)
+
+
+def last_step_quantities(logged: Iterable[str]) -> tuple[str, ...]:
+    """Of the series the checks read, those they need at their last logged step only, in a
+    run that logged the quantities ``logged``: :data:`LAST_STEP_QUANTITIES` once it logs
+    :data:`~bn_inspect.schema.MOVING_CHANGE` and :data:`~bn_inspect.schema.INIT_DISTANCE`, else
+    none (older logs).
+
+    Example:
+        >>> last_step_quantities([schema.MOVING_MEAN, schema.MOVING_CHANGE, schema.INIT_DISTANCE])[:2]
+        ('moving_mean', 'moving_variance')
+        >>> last_step_quantities([schema.MOVING_MEAN])
+        ()
+    """
+    logged = set(logged)
+    return LAST_STEP_QUANTITIES if {schema.MOVING_CHANGE, schema.INIT_DISTANCE} <= logged else ()
 
 
 @dataclass
@@ -98,30 +122,35 @@ def counting_start(run: RunData) -> int | None:
     return int(fresh[-1]) if fresh else None
 
 
-def _initializer_constant(record: object) -> float | None:
-    """The constant an initializer record fills with (Zeros, Ones, Constant), else ``None``."""
-    if not isinstance(record, dict):
-        return None
-    name = record.get("class_name")
-    if name == "Zeros":
-        return 0.0
-    if name == "Ones":
-        return 1.0
-    if name == "Constant":
-        value = (record.get("config") or {}).get("value")
-        return float(value) if isinstance(value, (int, float)) else None
-    return None
-
-
 def at_initializers(layer: Layer, step: int) -> bool | None:
     """Whether the moving statistics at ``step`` are exactly their initializers' constants
-    (``None`` when unknown: non-constant initializers, or not logged)."""
+    (``None`` when unknown: non-constant initializers, or not logged): the logged
+    :data:`~bn_inspect.schema.INIT_DISTANCE` at ``step``, else, in logs without it, the
+    per-channel values."""
+    distance = layer.at(schema.INIT_DISTANCE, step)
+    if distance is not None:
+        value = scalar(distance)
+        return None if np.isnan(value) else value == 0.0
     mean, variance = layer.at(schema.MOVING_MEAN, step), layer.at(schema.MOVING_VARIANCE, step)
-    mean_init = _initializer_constant(layer.config.moving_mean_initializer)
-    variance_init = _initializer_constant(layer.config.moving_variance_initializer)
+    mean_init, variance_init = layer.config.initial_statistics
     if mean is None or variance is None or mean_init is None or variance_init is None:
         return None
     return bool(np.all(mean == np.float32(mean_init)) and np.all(variance == np.float32(variance_init)))
+
+
+def unchanged_since(layer: Layer, start: int, last: int) -> bool | None:
+    """Whether the layer's moving statistics at ``last`` are exactly those at ``start``, the
+    newest fit's first step (``None``: not logged): its logged
+    :data:`~bn_inspect.schema.MOVING_CHANGE` at ``last`` (the change since that fit's first
+    step), else, in logs without it, its per-channel values at both steps."""
+    change = layer.at(schema.MOVING_CHANGE, last)
+    if change is not None:
+        return scalar(change) == 0.0
+    means = [layer.at(schema.MOVING_MEAN, step) for step in (start, last)]
+    variances = [layer.at(schema.MOVING_VARIANCE, step) for step in (start, last)]
+    if any(v is None for v in means + variances):
+        return None
+    return bool(np.array_equal(means[0], means[1]) and np.array_equal(variances[0], variances[1]))
 
 
 def population_gaps(layer: Layer) -> tuple[int, float, float] | None:
