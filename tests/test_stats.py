@@ -1,6 +1,10 @@
 """Pure numerics of bn_inspect.stats against direct computations."""
 
+import math
+import warnings
+
 import numpy as np
+import pytest
 
 from bn_inspect import stats
 
@@ -63,3 +67,46 @@ def test_expected_normal_range_matches_simulation():
         np.testing.assert_allclose(stats.expected_normal_range(count), np.ptp(draws, axis=1).mean(), rtol=0.01)
     np.testing.assert_allclose(stats.expected_normal_range(2), 2 / np.sqrt(np.pi), rtol=1e-6)
     assert stats.expected_normal_range(1) == 0.0
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_channel_summary_is_numpys_nanmean_and_nanpercentile(seed):
+    """Random [steps, channels] series, float32 and float64, with NaN channels, all-NaN steps
+    and random percentiles, against numpy's own nanmean / nanpercentile (linear)."""
+    rng = np.random.default_rng(seed)
+    for _ in range(100):
+        steps, channels = int(rng.integers(1, 30)), int(rng.integers(1, 40))
+        values = rng.normal(size=(steps, channels)).astype(rng.choice([np.float32, np.float64]))
+        values[rng.random((steps, channels)) < rng.choice([0.0, 0.3, 0.9])] = np.nan
+        if rng.random() < 0.3:
+            values[rng.integers(steps)] = np.nan
+        low, high = sorted(rng.uniform(0, 100, 2))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            expected = {
+                "mean": np.nanmean(values.astype(np.float64), axis=1),
+                "low": np.nanpercentile(values.astype(np.float64), low, axis=1),
+                "high": np.nanpercentile(values.astype(np.float64), high, axis=1),
+            }
+        summary = stats.channel_summary(values, low, high)
+        for field, reference in expected.items():
+            np.testing.assert_allclose(summary[field], reference, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_run_distance_is_the_rms_difference_at_common_steps(seed):
+    rng = np.random.default_rng(seed)
+    for _ in range(100):
+        channels = int(rng.integers(0, 6))
+        steps_a = np.sort(rng.choice(12, int(rng.integers(0, 8)), replace=False))
+        steps_b = (
+            steps_a.copy() if rng.random() < 0.4 else np.sort(rng.choice(12, int(rng.integers(0, 8)), replace=False))
+        )
+        a = rng.normal(size=(len(steps_a), channels)).astype(np.float32)
+        b = rng.normal(size=(len(steps_b), channels)).astype(np.float32)
+        common, distance = stats.run_distance(steps_a, a, steps_b, b)
+        assert common.tolist() == sorted(set(steps_a.tolist()) & set(steps_b.tolist()))
+        for step, value in zip(common, distance):
+            row_a, row_b = a[steps_a == step][0].astype(np.float64), b[steps_b == step][0].astype(np.float64)
+            expected = math.sqrt(sum((y - x) ** 2 for x, y in zip(row_a, row_b)) / channels) if channels else 0.0
+            assert value == pytest.approx(expected, rel=1e-12, abs=1e-15)
