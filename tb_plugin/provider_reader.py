@@ -184,10 +184,16 @@ class ProviderReader:
             plugin_name=schema.PLUGIN_NAME,
             run_tag_filter=provider.RunTagFilter(runs=list(runs)) if runs is not None else None,
         )
+        known = self._cache.indexes if self._shared else {}
         result = {}
         for run, tags in listing.items():
             newest = sorted((tag, series.max_step, series.max_wall_time) for tag, series in tags.items())
-            index = RunIndex(run, {}, version=hash(tuple(newest)))
+            version = hash(tuple(newest))
+            previous = known.get((self._experiment_id, run))
+            if previous is not None and previous.version == version:
+                result[run] = previous  # no new data: the same series
+                continue
+            index = RunIndex(run, {}, version=version)
             for tag, time_series in tags.items():
                 series_of = _unpacked(time_series.plugin_content)
                 if series_of is None:
@@ -236,6 +242,10 @@ class ProviderReader:
                 self._cache.keep_points((self._experiment_id, run.name, run.version, tag, points_per_tag), points)
                 result[run.name][tag] = points
         return result
+
+    def kept(self, run: RunIndex, name: Hashable) -> Any:
+        """What :meth:`cached` keeps for ``name`` while ``run`` has no new data, or ``None``."""
+        return self._cache.kept((self._experiment_id, run.name, run.version, name))
 
     def cached(self, run: RunIndex, name: Hashable, compute: Callable[[], T]) -> T:
         """``compute()``, computed once per ``name`` while ``run`` has no new data."""

@@ -94,58 +94,65 @@ def _float_or_none(value: float) -> float | None:
     return float(value) if np.isfinite(value) else None
 
 
+OVERVIEW_LAYER_FIGURES = (schema.RESIDUAL_INIT_WEIGHT, schema.NONFINITE_CHANNELS)
+
+
 def runs_overview(reader: ProviderReader) -> dict:
     """Runs, their configuration and per-layer headline figures (``/runs``).
 
     Per layer: ``frozen`` (inference mode in training), ``nonfinite`` (``None``, or the
     :func:`~tb_plugin.series.count_summary` of its non-finite channels over epochs) and the
-    initializer weight left at the last epoch.
+    initializer weight left at the last epoch. Every run is listed afresh; a run's entry is
+    built once per version (the runs without one are read in one data-provider call).
     """
-    runs = []
     index = reader.index()
-    gap_key = SeriesKey(schema.KIND_MODEL, schema.OUTPUT_GAP)
-    per_layer = (schema.RESIDUAL_INIT_WEIGHT, schema.NONFINITE_CHANNELS)
-    all_layers = {layer for run in index.values() for layer in run.layers()}
-    read = reader.read_runs(
-        list(index.values()), [gap_key] + [_key(q, layer) for layer in all_layers for q in per_layer]
-    )
-    for name, run in sorted(index.items()):
-        data, configs = read[name]
-        record = newest(configs)
-        config = _typed(record)
-        layer_entries = []
-        for layer in in_model_order(run.layers(), config):
-            residual = data.get(_key(schema.RESIDUAL_INIT_WEIGHT, layer))
-            layer_entries.append(
-                {
-                    "path": layer,
-                    "config": config.layer(layer).record,
-                    "frozen": config.layer(layer).frozen,
-                    "nonfinite": count_summary(data.get(_key(schema.NONFINITE_CHANNELS, layer))),
-                    "quantities": run.quantities(layer),
-                    "batch_quantities": run.quantities(layer, schema.TIMELINE_BATCH),
-                    "last_residual_init_weight": (
-                        _float_or_none(residual.values[-1]) if residual is not None and len(residual.steps) else None
-                    ),
-                }
-            )
-        logged = [s.steps for key, s in data.items() if key.kind == schema.KIND_LAYER]
-        epochs = np.unique(np.concatenate(logged)).tolist() if logged else []
-        gap = data.get(gap_key)
-        output_gap = None
-        if gap is not None and len(gap.steps):
-            output_gap = {"step": int(gap.steps[-1])}
-            output_gap.update({field: _float_or_none(v) for field, v in zip(schema.OUTPUT_GAP_FIELDS, gap.values[-1])})
-        runs.append(
+    runs = [index[name] for name in sorted(index)]
+    entries = {run.name: reader.kept(run, "overview") for run in runs}
+    missing = [run for run in runs if entries[run.name] is None]
+    if missing:
+        gap_key = SeriesKey(schema.KIND_MODEL, schema.OUTPUT_GAP)
+        layers = {layer for run in missing for layer in run.layers()}
+        keys = [gap_key] + [_key(q, layer) for layer in layers for q in OVERVIEW_LAYER_FIGURES]
+        read = reader.read_runs(missing, keys)
+        for run in missing:
+            entries[run.name] = reader.cached(run, "overview", lambda run=run: _run_entry(run, *read[run.name]))
+    return {"runs": [entries[run.name] for run in runs], "schema": schema_summary()}
+
+
+def _run_entry(run: RunIndex, data: dict[SeriesKey, Series], configs: list[tuple[int, dict]]) -> dict:
+    """The ``runs_overview`` entry of ``run`` from its series read and config records."""
+    record = newest(configs)
+    config = _typed(record)
+    layer_entries = []
+    for layer in in_model_order(run.layers(), config):
+        residual = data.get(_key(schema.RESIDUAL_INIT_WEIGHT, layer))
+        layer_entries.append(
             {
-                "run": name,
-                "config": {k: v for k, v in record.items() if k != "layers"} if record else None,
-                "epochs": epochs,
-                "layers": layer_entries,
-                "output_gap": output_gap,
+                "path": layer,
+                "config": config.layer(layer).record,
+                "frozen": config.layer(layer).frozen,
+                "nonfinite": count_summary(data.get(_key(schema.NONFINITE_CHANNELS, layer))),
+                "quantities": run.quantities(layer),
+                "batch_quantities": run.quantities(layer, schema.TIMELINE_BATCH),
+                "last_residual_init_weight": (
+                    _float_or_none(residual.values[-1]) if residual is not None and len(residual.steps) else None
+                ),
             }
         )
-    return {"runs": runs, "schema": schema_summary()}
+    logged = [s.steps for key, s in data.items() if key.kind == schema.KIND_LAYER]
+    epochs = np.unique(np.concatenate(logged)).tolist() if logged else []
+    gap = data.get(SeriesKey(schema.KIND_MODEL, schema.OUTPUT_GAP))
+    output_gap = None
+    if gap is not None and len(gap.steps):
+        output_gap = {"step": int(gap.steps[-1])}
+        output_gap.update({field: _float_or_none(v) for field, v in zip(schema.OUTPUT_GAP_FIELDS, gap.values[-1])})
+    return {
+        "run": run.name,
+        "config": {k: v for k, v in record.items() if k != "layers"} if record else None,
+        "epochs": epochs,
+        "layers": layer_entries,
+        "output_gap": output_gap,
+    }
 
 
 def layer_series(

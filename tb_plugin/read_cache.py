@@ -59,6 +59,12 @@ class ReaderCache:
             oldest, _ = self._points.popitem(last=False)
             self._held -= self._sizes.pop(oldest)
 
+    def kept(self, key: Hashable) -> Any:
+        """The value computed for ``key``, or ``None`` when none is kept."""
+        if key in self._derived:
+            self._derived.move_to_end(key)
+        return self._derived.get(key)
+
     def derived(self, key: Hashable, compute: Callable[[], Any]) -> Any:
         """The value computed for ``key`` (computed now when not kept)."""
         if key in self._derived:

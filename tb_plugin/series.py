@@ -110,7 +110,8 @@ def count_summary(series: Series | None) -> dict | None:
     """
     if series is None or not len(series.steps):
         return None
-    counts = np.nan_to_num(np.asarray(series.values, dtype=np.float64).reshape(-1))
+    counts = np.array(series.values, dtype=np.float64).reshape(-1)
+    counts[~np.isfinite(counts)] = 0.0  # a count is never NaN or infinite: treat such a value as none
     positive = np.flatnonzero(counts > 0)
     if not positive.size:
         return None

@@ -43,7 +43,7 @@ def test_index_of_named_runs_is_listed_once_and_refreshed_by_listing_all(plugin_
     key = SeriesKey(schema.KIND_LAYER, schema.MOVING_MEAN, "bn_1")
     assert key in again["default"].keys()  # noqa: SIM118 (RunIndex is not a mapping)
     everything = reader.index()
-    assert provider.lists == 2 and everything["default"] is not first["default"]
+    assert provider.lists == 2 and everything["default"] is first["default"]  # listed again, no new data: kept
     assert ProviderReader(provider, RequestContext(), "", cache).index(["default"])["default"] is everything["default"]
     assert provider.lists == 2
 
@@ -127,3 +127,39 @@ def test_findings_read_the_last_point_of_per_channel_series(plugin_logdir):
     assert whole and min(whole) > 1  # the per-layer figures: every step
     expected = doctor.diagnose(load_logdir(plugin_logdir))
     assert answer["findings"] == [f.to_dict() for f in expected if f.run in ("default", "frozen")]
+
+
+def test_runs_overview_is_built_once_per_run_version(plugin_logdir, tmp_path):
+    """The runs route lists every run each time; a run's entry is rebuilt only when it has new
+    data (here a new epoch step in "frozen"), the others are kept as they were."""
+    logdir = tmp_path / "logs"
+    shutil.copytree(plugin_logdir, logdir)
+    multiplexer = plugin_event_multiplexer.EventMultiplexer(tensor_size_guidance={schema.PLUGIN_NAME: 0})
+    multiplexer.AddRunsFromDirectory(str(logdir))
+    multiplexer.Reload()
+    provider = ReadCountingProvider(multiplexer, str(logdir))
+    cache = ReaderCache()
+
+    def overview():
+        return {
+            entry["run"]: entry
+            for entry in queries.runs_overview(ProviderReader(provider, RequestContext(), "", cache))["runs"]
+        }
+
+    first = overview()
+    reads = len(provider.reads)
+    again = overview()
+    assert len(provider.reads) == reads and all(again[name] is first[name] for name in first)
+    config = load_logdir(logdir)["frozen"].config
+    writer = SummaryWriter(logdir / "frozen")
+    channels = next(layer["channels"] for layer in config["layers"] if layer["path"] == FROZEN_LAYER)
+    writer.add_layer(FROZEN_LAYER, schema.MOVING_MEAN, np.zeros(channels, np.float32))
+    writer.add_layer(FROZEN_LAYER, schema.MOVING_VARIANCE, np.ones(channels, np.float32))
+    writer.add_layer(FROZEN_LAYER, schema.NONFINITE_CHANNELS, np.float32(0))
+    writer.write_step(EPOCHS + 1)
+    writer.close()
+    multiplexer.Reload()
+    after = overview()
+    assert provider.reads[reads:] == [["frozen"]]
+    assert after["frozen"]["epochs"] == first["frozen"]["epochs"] + [EPOCHS + 1]
+    assert all(after[name] is first[name] for name in first if name != "frozen")
