@@ -282,11 +282,6 @@ def _rows(series: np.ndarray) -> np.ndarray:
     return values.reshape(values.shape[0], int(np.prod(values.shape[1:])))
 
 
-def _as_matrix(series: np.ndarray) -> np.ndarray:
-    """:func:`_rows` as float64."""
-    return _rows(series).astype(np.float64, copy=False)
-
-
 def channel_summary(series: np.ndarray, low: float = 10.0, high: float = 90.0) -> dict[str, np.ndarray]:
     """Per-step summary over channels of a ``[steps, channels]`` series, ignoring NaNs.
 
@@ -299,17 +294,21 @@ def channel_summary(series: np.ndarray, low: float = 10.0, high: float = 90.0) -
         >>> s["mean"].tolist(), s["low"].tolist(), s["high"].tolist()
         ([5.0, 2.0], [0.0, 1.0], [10.0, 3.0])
     """
-    values = _as_matrix(series)
-    stored = np.asarray(series)
+    values = _rows(series)
+    if values.dtype.kind != "f":
+        values = values.astype(np.float64)
     # NaNs sort last; one sort serves both percentiles, in the stored precision (exact: only
-    # the interpolation below computes, in float64)
-    ordered = np.sort(stored.reshape(values.shape) if stored.dtype.kind == "f" else values, axis=1)
+    # the interpolation and the mean compute, in float64)
+    ordered = np.sort(values, axis=1)
     finite_count = np.count_nonzero(~np.isnan(ordered), axis=1)
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN steps give NaN
-        mean = np.nanmean(values, axis=1) if finite_count.min(initial=values.shape[1]) < values.shape[1] else None
+        if finite_count.min(initial=values.shape[1]) < values.shape[1]:
+            mean = np.nanmean(values.astype(np.float64), axis=1)
+        else:
+            mean = values.mean(axis=1, dtype=np.float64)
         return {
-            "mean": values.mean(axis=1) if mean is None else mean,
+            "mean": mean,
             "low": _sorted_percentile(ordered, finite_count, low),
             "high": _sorted_percentile(ordered, finite_count, high),
         }

@@ -111,26 +111,24 @@ def _tags_of(run: RunIndex, keys: Sequence[SeriesKey]) -> list[str]:
     return list(dict.fromkeys(tags + ([run.config_tag] if run.config_tag else [])))
 
 
-def _series_of(run: RunIndex, keys: Sequence[SeriesKey], datums: dict[str, list]) -> dict[SeriesKey, Series]:
-    """The series of ``keys`` from the points read for ``run``'s tags: each tag's points
-    stacked once, a packed series is a slice of them."""
-    stacked: dict[str, Series] = {}
-
-    def whole(tag: str) -> Series:
-        if tag not in stacked:
-            stacked[tag] = dedupe_last((d.step, d.wall_time, d.numpy) for d in datums[tag])
-        return stacked[tag]
-
+def _series_of(run: RunIndex, keys: Sequence[SeriesKey], decoded: dict[str, Any]) -> dict[SeriesKey, Series]:
+    """The series of ``keys`` from ``run``'s tags as read (each tag's points stacked, see
+    :meth:`ProviderReader._read_tensors`): a packed series is a slice of its tag's values."""
     result = {}
     for key in keys:
-        if key in run.tags and run.tags[key] in datums:
-            result[key] = whole(run.tags[key])
-        places = [(tag, position) for tag, position in run.packed.get(key, []) if datums.get(tag)]
-        if len(places) == 1 and len(whole(places[0][0]).steps):
-            series = whole(places[0][0])
-            result[key] = Series(series.steps, series.values[(slice(None), *places[0][1])], series.wall_times)
+        if key in run.tags and run.tags[key] in decoded:
+            result[key] = decoded[run.tags[key]]
+        places = [(tag, position) for tag, position in run.packed.get(key, []) if tag in decoded]
+        places = [(tag, position) for tag, position in places if len(decoded[tag].steps)]
+        if len(places) == 1:
+            series, position = decoded[places[0][0]], places[0][1]
+            result[key] = Series(series.steps, series.values[(slice(None), *position)], series.wall_times)
         elif len(places) > 1:  # the set of figures changed between steps: the last written wins
-            found = [(d.step, d.wall_time, d.numpy[position]) for tag, position in places for d in datums[tag]]
+            found = [
+                (step, wall_time, values[position])
+                for tag, position in places
+                for step, wall_time, values in zip(decoded[tag].steps, decoded[tag].wall_times, decoded[tag].values)
+            ]
             result[key] = dedupe_last(sorted(found, key=lambda point: point[1]))
     return result
 
@@ -210,23 +208,25 @@ class ProviderReader:
 
     def _read_tensors(
         self, runs: Sequence[RunIndex], tags: Sequence[str], points_per_tag: int = MAX_POINTS
-    ) -> dict[str, dict[str, list]]:
-        """Every point of ``tags`` of ``runs`` (or, with ``points_per_tag=1``, the last one:
-        both loaders' downsampling always keeps the last point): from the cache, the rest in
-        one data-provider call (with the Rust data server, one round trip: ~40 ms each on
-        loopback, so routes make as few as they can)."""
-        result: dict[str, dict[str, list]] = {run.name: {} for run in runs}
+    ) -> dict[str, dict[str, Any]]:
+        """``tags`` of ``runs`` decoded: a run's config tag as its config records (see
+        :meth:`configs`), any other tag as one :class:`~bn_inspect.reader.Series` of every point
+        (or, with ``points_per_tag=1``, of the last one: both loaders' downsampling always
+        keeps the last point). From the cache, the rest in one data-provider call (with the
+        Rust data server, one round trip: ~40 ms each on loopback, so routes make as few as
+        they can)."""
+        result: dict[str, dict[str, Any]] = {run.name: {} for run in runs}
         if not tags:
             return result
         missing_runs, missing_tags = [], set()
         for run in runs:
             for tag in tags:
-                points = self._cache.points((self._experiment_id, run.name, run.version, tag, points_per_tag))
-                if points is None:
+                value = self._cache.points((self._experiment_id, run.name, run.version, tag, points_per_tag))
+                if value is None:
                     missing_runs.append(run)
                     missing_tags.add(tag)
                 else:
-                    result[run.name][tag] = points
+                    result[run.name][tag] = value
         missing_runs = list({run.name: run for run in missing_runs}.values())
         if not missing_runs:
             return result
@@ -239,8 +239,14 @@ class ProviderReader:
         )
         for run in missing_runs:
             for tag, points in read.get(run.name, {}).items():
-                self._cache.keep_points((self._experiment_id, run.name, run.version, tag, points_per_tag), points)
-                result[run.name][tag] = points
+                if tag == run.config_tag:
+                    value = _config_records(points)
+                    size = len(value)
+                else:
+                    value = dedupe_last((d.step, d.wall_time, d.numpy) for d in points)
+                    size = int(value.values.size)
+                self._cache.keep_points((self._experiment_id, run.name, run.version, tag, points_per_tag), value, size)
+                result[run.name][tag] = value
         return result
 
     def kept(self, run: RunIndex, name: Hashable) -> Any:
@@ -262,15 +268,15 @@ class ProviderReader:
         data = self._read_tensors(runs, list(tags))
         result = {}
         for run in runs:
-            datums = data.get(run.name, {})
-            result[run.name] = (_series_of(run, keys, datums), _config_records(datums.get(run.config_tag, [])))
+            decoded = data.get(run.name, {})
+            result[run.name] = (_series_of(run, keys, decoded), decoded.get(run.config_tag, []))
         return result
 
     def read(self, run: RunIndex, keys: Iterable[SeriesKey]) -> dict[SeriesKey, Series]:
         """The numeric series of ``keys`` that ``run`` holds (see :meth:`read_runs`)."""
         keys = list(keys)
-        datums = self._read_tensors([run], [tag for tag in _tags_of(run, keys) if tag != run.config_tag])
-        return _series_of(run, keys, datums.get(run.name, {}))
+        decoded = self._read_tensors([run], [tag for tag in _tags_of(run, keys) if tag != run.config_tag])
+        return _series_of(run, keys, decoded.get(run.name, {}))
 
     def read_with_config(self, run: RunIndex, keys: Iterable[SeriesKey]) -> tuple[dict[SeriesKey, Series], dict | None]:
         """:meth:`read` and :meth:`config` in one data-provider call."""
@@ -302,10 +308,10 @@ class ProviderReader:
         keys += [SeriesKey(schema.KIND_MODEL, q) for q in model_quantities]
         whole_tags = _tags_of(run, [key for key in keys if key.quantity not in last_step_quantities])
         last_tags = [tag for tag in _tags_of(run, keys) if tag not in whole_tags]
-        datums = self._read_tensors([run], whole_tags)[run.name]
-        datums.update(self._read_tensors([run], last_tags, points_per_tag=1)[run.name])
-        data = _series_of(run, keys, datums)
-        configs = _config_records(datums.get(run.config_tag, []))
+        decoded = self._read_tensors([run], whole_tags)[run.name]
+        decoded.update(self._read_tensors([run], last_tags, points_per_tag=1)[run.name])
+        data = _series_of(run, keys, decoded)
+        configs = decoded.get(run.config_tag, [])
         config = newest(configs)
         layers: dict[str, dict[str, Series]] = {}
         for layer in in_model_order(run.layers(), parse(config)):

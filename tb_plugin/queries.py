@@ -81,6 +81,11 @@ def _check_layer(run: RunIndex, layer: str) -> None:
         raise NotFound(f"unknown layer {layer!r} in run {run.name!r}")
 
 
+def _run_config(reader: ProviderReader, run: RunIndex, configs: list[tuple[int, dict]]) -> RunConfig:
+    """The newest of ``run``'s config records, typed: parsed once while the run has no new data."""
+    return reader.cached(run, "run_config", lambda: _typed(newest(configs)))
+
+
 def _typed(record: dict | None) -> RunConfig:
     """A stored run-config record, typed (the defaults without one)."""
     return parse(record) or RunConfig()
@@ -192,12 +197,17 @@ COMPARED_CURVES = (*schema.VARIABLE_QUANTITIES, schema.RESIDUAL_INIT_WEIGHT)
 
 
 def _compare_one(
-    run: RunIndex, layer: str, read: tuple[dict[SeriesKey, Series], list], prefix: str, arrays: dict[str, np.ndarray]
+    reader: ProviderReader,
+    run: RunIndex,
+    layer: str,
+    read: tuple[dict[SeriesKey, Series], list],
+    prefix: str,
+    arrays: dict[str, np.ndarray],
 ) -> tuple[dict, dict[str, Series]]:
     """Curves of one run for ``compare_runs`` from its ``read`` series and configs; returns
     its meta and its epoch series."""
     data, configs = read
-    spe = _typed(newest(configs)).steps_per_epoch
+    spe = _run_config(reader, run, configs).steps_per_epoch
     curves = COMPARED_CURVES
     epoch_series = {}
     for quantity in curves:
@@ -238,7 +248,7 @@ def align_runs(reader: ProviderReader, run_names: Sequence[str], match: str = "a
     index = reader.index(names)
     runs = [_run(index, name) for name in names]
     read = reader.read_runs(runs, [])
-    layers = {run.name: _layer_list(run, _typed(newest(read[run.name][1]))) for run in runs}
+    layers = {run.name: _layer_list(run, _run_config(reader, run, read[run.name][1])) for run in runs}
     return alignment.align_layers(layers, match).to_dict()
 
 
@@ -273,7 +283,7 @@ def compare_runs(
     read = reader.read_runs(list(holding.values()), keys)
     for position, (run, path) in enumerate(zip(runs, paths)):
         if held[position]:
-            meta, series = _compare_one(run, path, read[run.name], str(position), arrays)
+            meta, series = _compare_one(reader, run, path, read[run.name], str(position), arrays)
         else:
             meta, series = {"run": run.name, "has_layer": False, "within_epoch": False, "quantities": []}, {}
         meta["layer"] = path

@@ -19,8 +19,6 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 MAX_VALUES = 64 * 2**20  # float32 values of points kept (256 MiB)
 MAX_DERIVED = 4096  # small computed values kept (a run's findings)
 
@@ -32,22 +30,21 @@ class ReaderCache:
 
     max_values: int = MAX_VALUES
     indexes: dict[tuple[str, str], Any] = field(default_factory=dict)
-    _points: OrderedDict[Hashable, list] = field(default_factory=OrderedDict)
+    _points: OrderedDict[Hashable, Any] = field(default_factory=OrderedDict)
     _sizes: dict[Hashable, int] = field(default_factory=dict)
     _derived: OrderedDict[Hashable, Any] = field(default_factory=OrderedDict)
     _held: int = 0
 
-    def points(self, key: Hashable) -> list | None:
-        """The points stored under ``key``, or ``None``."""
+    def points(self, key: Hashable) -> Any:
+        """The points stored under ``key`` (as decoded by the reader), or ``None``."""
         found = self._points.get(key)
         if found is not None:
             self._points.move_to_end(key)
         return found
 
-    def keep_points(self, key: Hashable, points: list) -> None:
-        """Store ``points`` (objects with a ``numpy`` value) under ``key``, evicting the least
+    def keep_points(self, key: Hashable, points: Any, size: int) -> None:
+        """Store ``points`` (``size`` float32 values) under ``key``, evicting the least
         recently used ones beyond the budget."""
-        size = sum(int(np.size(point.numpy)) for point in points)
         if size > self.max_values:
             return
         if key in self._points:
