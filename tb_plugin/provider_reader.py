@@ -292,26 +292,48 @@ class ProviderReader:
         """The newest run-config record (highest step, last written), or ``None``."""
         return newest(self.configs(run))
 
-    def run_data(
+    def runs_data(
         self,
-        run: RunIndex,
+        runs: Sequence[RunIndex],
         layer_quantities: Sequence[str],
         model_quantities: Sequence[str],
-        last_step_quantities: Sequence[str] = (),
-    ) -> RunData:
-        """``run`` as :func:`bn_inspect.load_logdir` gives it (its configs, layers in model order),
-        holding only the epoch-timeline series of ``layer_quantities`` and ``model_quantities``:
-        what pure functions over ``RunData`` (e.g. :func:`bn_inspect.doctor.diagnose`) read.
-        Of ``last_step_quantities`` (unless a tag holding them also holds a series read whole)
-        only the last point is read: a run's per-channel history is most of its bytes."""
+        last_step_quantities: Callable[[RunIndex], Sequence[str]] = lambda run: (),
+    ) -> dict[str, RunData]:
+        """Each of ``runs`` as :func:`bn_inspect.load_logdir` gives it (its configs, layers in
+        model order), holding only the epoch-timeline series of ``layer_quantities`` and
+        ``model_quantities``: what pure functions over ``RunData`` (e.g.
+        :func:`bn_inspect.doctor.diagnose`) read. Of a run's ``last_step_quantities(run)``
+        (unless a tag holding them also holds a series read whole) only the last point is read:
+        a run's per-channel history is most of its bytes. Runs that need the same are read in
+        two data-provider calls (whole series, last points)."""
+        groups: dict[tuple[str, ...], list[RunIndex]] = {}
+        for run in runs:
+            groups.setdefault(tuple(last_step_quantities(run)), []).append(run)
+        result = {}
+        for last_step, members in groups.items():
+            keys = {run.name: self._run_keys(run, layer_quantities, model_quantities) for run in members}
+            whole = {
+                run.name: _tags_of(run, [k for k in keys[run.name] if k.quantity not in last_step]) for run in members
+            }
+            last = {run.name: [t for t in _tags_of(run, keys[run.name]) if t not in whole[run.name]] for run in members}
+            decoded = self._read_tensors(members, list(dict.fromkeys(t for tags in whole.values() for t in tags)))
+            last_points = self._read_tensors(
+                members, list(dict.fromkeys(t for tags in last.values() for t in tags)), points_per_tag=1
+            )
+            for run in members:
+                tags = {**decoded[run.name], **last_points[run.name]}
+                result[run.name] = self._run_data(
+                    run, _series_of(run, keys[run.name], tags), tags.get(run.config_tag, [])
+                )
+        return result
+
+    @staticmethod
+    def _run_keys(run: RunIndex, layer_quantities: Sequence[str], model_quantities: Sequence[str]) -> list[SeriesKey]:
         keys = [SeriesKey(schema.KIND_LAYER, q, layer) for layer in run.layers() for q in layer_quantities]
-        keys += [SeriesKey(schema.KIND_MODEL, q) for q in model_quantities]
-        whole_tags = _tags_of(run, [key for key in keys if key.quantity not in last_step_quantities])
-        last_tags = [tag for tag in _tags_of(run, keys) if tag not in whole_tags]
-        decoded = self._read_tensors([run], whole_tags)[run.name]
-        decoded.update(self._read_tensors([run], last_tags, points_per_tag=1)[run.name])
-        data = _series_of(run, keys, decoded)
-        configs = decoded.get(run.config_tag, [])
+        return keys + [SeriesKey(schema.KIND_MODEL, q) for q in model_quantities]
+
+    @staticmethod
+    def _run_data(run: RunIndex, data: dict[SeriesKey, Series], configs: list[tuple[int, dict]]) -> RunData:
         config = newest(configs)
         layers: dict[str, dict[str, Series]] = {}
         for layer in in_model_order(run.layers(), parse(config)):

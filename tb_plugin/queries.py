@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from bn_inspect import alignment, doctor, schema, stats
-from bn_inspect.reader import Series
+from bn_inspect.reader import RunData, Series
 from bn_inspect.run_config import RunConfig, in_model_order, newest, parse
 from tb_plugin.errors import BadRequest, NotFound
 from tb_plugin.provider_reader import ProviderReader, RunIndex, SeriesKey
@@ -384,6 +384,17 @@ def layer_at_step(reader: ProviderReader, run_name: str, layer: str, step: int) 
     return meta, arrays
 
 
+def _last_step_quantities(run: RunIndex) -> tuple[str, ...]:
+    """What the doctor needs of ``run`` at the last step only (:func:`bn_inspect.doctor.last_step_quantities`)."""
+    series = run.keys()
+    return doctor.last_step_quantities(key.quantity for key in series)
+
+
+def _diagnosed(data: RunData) -> tuple[list[doctor.Finding], list[tuple[str, int | None]]]:
+    """A run's findings and its layers (for the alignment): kept while it has no new data."""
+    return doctor.diagnose({data.name: data}), alignment.run_layers(data)
+
+
 def findings(reader: ProviderReader, run_names: Sequence[str], match: str = "auto") -> dict:
     """What :func:`bn_inspect.doctor.diagnose` finds in ``run_names`` (every run when empty),
     most severe first, with the count per severity, and the findings shared by several runs
@@ -392,21 +403,14 @@ def findings(reader: ProviderReader, run_names: Sequence[str], match: str = "aut
     _check_match(match)
     index = reader.index(list(dict.fromkeys(run_names)) or None)
     names = sorted(index) if not run_names else list(dict.fromkeys(run_names))
-
-    def of_run(name: str) -> tuple[list[doctor.Finding], list[tuple[str, int | None]]]:
-        """The run's findings and its layers (for the alignment), kept while it has no new data."""
-        run = _run(index, name)
+    runs = [_run(index, name) for name in names]
+    checked = {run.name: reader.kept(run, "findings") for run in runs}
+    missing = [run for run in runs if checked[run.name] is None]
+    if missing:  # read together: with the Rust data server each call is a round trip
         used = (doctor.LAYER_QUANTITIES_USED, doctor.MODEL_QUANTITIES_USED)
-        series = run.keys()
-        last_step = doctor.last_step_quantities(key.quantity for key in series)
-
-        def read() -> tuple[list[doctor.Finding], list[tuple[str, int | None]]]:
-            data = reader.run_data(run, *used, last_step)
-            return doctor.diagnose({name: data}), alignment.run_layers(data)
-
-        return reader.cached(run, "findings", read)
-
-    checked = {name: of_run(name) for name in names}
+        data = reader.runs_data(missing, *used, _last_step_quantities)
+        for run in missing:
+            checked[run.name] = reader.cached(run, "findings", lambda run=run: _diagnosed(data[run.name]))
     found = sorted((f for name in names for f in checked[name][0]), key=lambda f: doctor.severity_rank(f.severity))
     aligned = alignment.align_layers({name: checked[name][1] for name in names}, match)
     return {

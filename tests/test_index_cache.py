@@ -119,6 +119,7 @@ def test_findings_read_the_last_point_of_per_channel_series(plugin_logdir):
     multiplexer.Reload()
     provider = ReadCountingProvider(multiplexer, str(plugin_logdir))
     answer = queries.findings(ProviderReader(provider, RequestContext(), ""), ["default", "frozen"])
+    assert provider.reads == [["default", "frozen"]] * 2  # both runs at once: whole series, then last points
     per_channel = {
         key: n for key, n in provider.points.items() if key[1].endswith(("/variables", "/replica_moving_spread"))
     }

@@ -215,6 +215,8 @@ async function draw(app) {
   let problem = null;
   try {
     const names = selectedRuns().map((run) => run.run);
+    // The Findings panel asks the same (cached) request once drawn: start it with the alignment.
+    if (names.length) api.findings(names, state.match).catch(() => {});
     state.alignment = names.length ? await api.alignment(names, state.match) : null;
   } catch (error) {
     state.alignment = null;
