@@ -21,6 +21,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -185,13 +186,19 @@ class RunConfig:
         return record
 
 
-def _stored_fields(cls: type) -> list[str]:
-    return [f.name for f in dataclasses.fields(cls) if f.name not in ("extra", "record")]
+@functools.cache
+def _stored_fields(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls) if f.name not in ("extra", "record"))
+
+
+@functools.cache
+def _stored_field_set(cls: type) -> frozenset[str]:
+    return frozenset(_stored_fields(cls))
 
 
 def _split(cls: type, record: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """A record's fields ``cls`` knows (present ones only) and the others."""
-    names = set(_stored_fields(cls))
+    names = _stored_field_set(cls)
     known = {key: value for key, value in record.items() if key in names}
     return known, {key: value for key, value in record.items() if key not in names}
 

@@ -19,7 +19,7 @@ import functools
 import json
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 from tensorboard.data import provider
@@ -38,9 +38,9 @@ T = TypeVar("T")
 MAX_POINTS = 1_000_000
 
 
-@dataclass(frozen=True)
-class SeriesKey:
-    """What a series holds, from its content record."""
+class SeriesKey(NamedTuple):
+    """What a series holds, from its content record (a tuple: hashed in C, and a listing of
+    many runs hashes many)."""
 
     kind: str
     quantity: str
@@ -90,13 +90,18 @@ class RunIndex:
 
 
 @functools.lru_cache(maxsize=65536)
-def _unpacked(content: bytes) -> tuple[tuple[dict, tuple[int, ...] | None], ...] | None:
-    """:func:`schema.unpacked_records` of a stored content record (``None``: not one of
-    ours), decoded once per distinct record: every listing of every run repeats them."""
+def _unpacked(content: bytes) -> tuple[tuple[SeriesKey, tuple[int, ...] | None], ...] | None:
+    """The series a stored content record holds, each with its place in the stored value
+    (:func:`schema.unpacked_records`; ``None``: not one of ours), decoded once per distinct
+    record: every listing of every run repeats them."""
     try:
-        return tuple(schema.unpacked_records(schema.parse_content(content)))
+        records = schema.unpacked_records(schema.parse_content(content))
     except ValueError:
         return None
+    return tuple(
+        (SeriesKey(series["kind"], series["quantity"], series.get("layer"), series["timeline"]), position)
+        for series, position in records
+    )
 
 
 def _text(value: Any) -> str:
@@ -196,8 +201,7 @@ class ProviderReader:
                 series_of = _unpacked(time_series.plugin_content)
                 if series_of is None:
                     continue  # not ours, or written by a newer bn-inspect
-                for series, position in series_of:
-                    key = SeriesKey(series["kind"], series["quantity"], series.get("layer"), series["timeline"])
+                for key, position in series_of:
                     if position is None:
                         index.tags[key] = tag
                     else:

@@ -108,7 +108,7 @@ def count_summary(series: Series | None) -> dict | None:
         >>> count_summary(Series(np.array([0, 1, 2, 3]), np.array([0.0, 2.0, 3.0, 1.0]), np.zeros(4)))
         {'max': 3, 'first_step': 1, 'last': 1}
     """
-    if series is None or not len(series.steps):
+    if series is None or not len(series.steps) or not np.any(np.asarray(series.values) > 0):
         return None
     counts = np.array(series.values, dtype=np.float64).reshape(-1)
     counts[~np.isfinite(counts)] = 0.0  # a count is never NaN or infinite: treat such a value as none
