@@ -123,16 +123,24 @@ def measure_views(url: str, spec: Spec, reps: int) -> dict:
 def first_show_s(url: str, timeout_ms: float = VIEW_TIMEOUT_MS) -> dict[str, float]:
     """Seconds from navigating to the tab until the layer picker is drawn, the Epochs view of
     the first layer (opened as soon as its button exists) is drawn, and the Findings panel
-    has its answer; ``"all"`` is the latest of them."""
+    has its answer; ``"all"`` is the latest of them. ``"tensorboard"``: until TensorBoard's
+    page had loaded the tab's iframe document (``plugin_entry.html``), before any code of the
+    tab runs: TensorBoard's own floor."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
         browser = launch_chromium(playwright)
         page = browser.new_page(viewport=VIEWPORT)
+        shown = {}
+
+        def entry_loaded(request) -> None:  # TensorBoard's page has made the tab's iframe: its floor
+            if "plugin_entry.html" in request.url and "tensorboard" not in shown:
+                shown["tensorboard"] = time.perf_counter() - start
+
+        page.on("requestfinished", entry_loaded)
         start = time.perf_counter()
         page.goto(f"{url}/#bn_inspect")
         tab = tab_frame(page)
-        shown = {}
         tab.locator(".bn-picker").first.wait_for(timeout=timeout_ms)
         shown["picker"] = time.perf_counter() - start
         tab.locator("button[data-view=epochs]").click()
@@ -141,7 +149,7 @@ def first_show_s(url: str, timeout_ms: float = VIEW_TIMEOUT_MS) -> dict[str, flo
         tab.locator("section[data-panel=findings][data-status=ready]").wait_for(timeout=timeout_ms)
         shown["findings"] = time.perf_counter() - start
         browser.close()
-    shown["all"] = max(shown.values())
+    shown["all"] = max(shown["picker"], shown["epochs"], shown["findings"])
     return shown
 
 
@@ -220,8 +228,11 @@ def run(quick: bool = False) -> Section:
             shown["all"],
             FIRST_SHOW_GOALS_S.get(name, 2.0),
             "s",
-            f"picker {shown['picker']:.1f} s, Epochs view {shown['epochs']:.1f} s, Findings {shown['findings']:.1f} s "
-            f"after navigation; the data server had loaded the logdir in {loaded:.0f} s before",
+            f"TensorBoard's floor (its page until the tab's iframe is loaded, no code of the tab yet) "
+            f"{shown['tensorboard']:.2f} s, so the tab's own part is {shown['all'] - shown['tensorboard']:.2f} s; "
+            f"picker {shown['picker']:.2f} s, Epochs view {shown['epochs']:.2f} s, Findings {shown['findings']:.2f} s "
+            f"after navigation; the data server had loaded the logdir in {loaded:.0f} s before (a first server, "
+            "timed; the tab opened on a second one, its caches empty)",
         )
         for name, spec, shown, loaded in first_shows
     ]
