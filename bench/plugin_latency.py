@@ -28,7 +28,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bn_inspect import schema
+
 from bench.common import OUT_DIR, Figure, Section, at_most, median, rss_mib
+from bench.provider_floor import data_provider, read_ms, wait_until_loaded
 from bench.synthetic_logdir import Spec, ensure_logdir, event_bytes, layer_path, run_name
 from bench.tensorboard_server import ROUTE, Server, get, serve, wait_for
 
@@ -147,14 +150,33 @@ def measure_loader(logdir, spec: Spec, load_fast: bool, requests: int, load_time
                 server, lambda i, name=name: route_paths(spec, i, MAX_COMPARED_RUNS)[name][1], counts[scope]
             )
             timings.append(RouteTiming(name, scope, median(ms), float(np.percentile(ms, 95)), body, raw))
+        peak_rss = rss_mib(server.process.pid, "VmHWM")
         floor, _, _ = time_route(server, lambda i: FLOOR_ROUTE, requests)
-        return {
-            "floor_ms": median(floor),
-            "first_response_s": first_response,
-            "rss_mib": rss_loaded,
-            "peak_rss_mib": rss_mib(server.process.pid, "VmHWM"),
-            "routes": timings,
-        }
+    return {
+        "floor_ms": median(floor),
+        "compare_read_ms": compare_read_floor(logdir, spec, load_fast, counts["all"]),
+        "first_response_s": first_response,
+        "rss_mib": rss_loaded,
+        "peak_rss_mib": peak_rss,
+        "routes": timings,
+    }
+
+
+def compare_read_floor(logdir, spec: Spec, load_fast: bool, requests: int, warmup: int = 2) -> float:
+    """p50 ms of TensorBoard's own data provider (same loader, in this process, no plugin code)
+    reading what ``compare`` of all runs reads afresh per request: each run's ``variables``
+    tensor of the layer at every step, layers cycled as :func:`route_paths` cycles them."""
+    from tb_plugin.queries import MAX_COMPARED_RUNS
+
+    runs = [run_name(r) for r in range(min(spec.runs, MAX_COMPARED_RUNS))]
+
+    def tag_of(request: int) -> str:
+        layer = layer_path((request * 7) % spec.layers)
+        return schema.group_tag(schema.KIND_LAYER, spec.quantities, layer)
+
+    with data_provider(logdir, load_fast) as provider:
+        wait_until_loaded(provider, spec.runs, spec.epochs, timeout=1800)
+        return median(read_ms(provider, runs, tag_of, warmup + requests)[warmup:])
 
 
 def run(quick: bool = False) -> Section:
@@ -191,9 +213,17 @@ def run(quick: bool = False) -> Section:
                 f"p95 {heaviest.p95:.1f} ms; {floor}",
             ),
         ]
+        read_floor = (
+            f"TensorBoard's own read of the tensors it reads afresh (same loader, no plugin code): "
+            f"{measured['compare_read_ms']:.1f} ms"
+        )
         figures += [
             at_most(
-                f"{loader} loader: p50 of {t.route}", t.p50, route_goals[t.route], "ms", f"p95 {t.p95:.1f} ms; {floor}"
+                f"{loader} loader: p50 of {t.route}",
+                t.p50,
+                route_goals[t.route],
+                "ms",
+                f"p95 {t.p95:.1f} ms; " + (read_floor if t.route.startswith("compare") else floor),
             )
             for t in measured["routes"]
             if t.route in route_goals
@@ -220,6 +250,10 @@ def run(quick: bool = False) -> Section:
         details.append(
             f"| {loader} | TensorBoard's own {FLOOR_ROUTE} (floor) | {measured['floor_ms']:.1f} ms | | | | |"
         )
+        details.append(
+            f"| {loader} | TensorBoard's own read behind compare (all runs) (floor) | "
+            f"{measured['compare_read_ms']:.1f} ms | | | | |"
+        )
     setup = (
         f"Synthetic logdir written with bn-inspect's writer: {spec.runs} runs × {spec.layers} BN layers × "
         f"{spec.epochs} epochs (steps 0–{spec.epochs}) × {spec.channels} channels, quantities "
@@ -238,14 +272,15 @@ def limits(per_loader: dict[str, dict], figures: list[Figure]) -> list[str]:
     python = {t.route: t for t in per_loader["python"]["routes"]}
     rust = {t.route: t for t in per_loader["rust"]["routes"]}
     floor = {loader: measured["floor_ms"] for loader, measured in per_loader.items()}
+    read = {loader: measured["compare_read_ms"] for loader, measured in per_loader.items()}
     one_run = [name for name in python if name.startswith("findings (1")]
     many = [name for name in python if name.startswith("compare (") and "1 run" not in name]
     paragraphs = [
         "Routes of one (run, layer) read one tensor per step for the layer's per-channel quantities "
-        "(schema v3 packs them as [quantities, channels]) plus the packed per-layer figures: ~400 tensors here "
-        "instead of ~1000 with v2. Under the Python loader TensorBoard decodes each (`tensor_util.make_ndarray`, "
-        "~22 µs a tensor); the rest is bn-inspect's channel percentiles (`np.percentile` over [201, 512] per "
-        "quantity: 17 of 36 ms of `compare` for one run when its points are cached, profiled).",
+        "(schema v3 packs them as [quantities, channels]) plus the packed per-layer figures. Each tag's points are "
+        "decoded and stacked once and kept while the run has no new data; TensorBoard decodes each stored tensor "
+        "(`tensor_util.make_ndarray`, ~25 µs a tensor) on either loader. Channel percentiles come from one sort "
+        "per quantity (`stats.channel_summary`, equal to `np.nanpercentile`).",
         f"TensorBoard's own floor: its `{FLOOR_ROUTE}` route takes {floor['python']:.1f} ms under the Python loader "
         f"and {floor['rust']:.1f} ms with the Rust data server, where a data-provider call often waits ~40 ms on "
         "loopback: the server accepts connections through tonic's `serve_with_incoming`, which leaves Nagle's "
@@ -254,26 +289,29 @@ def limits(per_loader: dict[str, dict], figures: list[Figure]) -> list[str]:
     ]
     if many:
         paragraphs.append(
-            f"{many[0]}: every request asks for another layer (the benchmark cycles layers), so each reads "
-            "every compared run's variables afresh (20 × 201 tensors of [4, 512], 33 MB) and computes each run's "
-            f"channel percentiles: {python[many[0]].p50:.0f} ms (Python loader), {rust[many[0]].p50:.0f} ms (Rust "
-            "data server, which also ships the 33 MB over gRPC). Points read stay cached per run until it gets new "
-            "data, so showing that layer again costs the computation only."
+            f"{many[0]}: every request asks for another layer (the benchmark cycles layers), so each reads every "
+            "compared run's variables afresh (20 × 201 tensors of [4, 512], 33 MB). TensorBoard's own data provider "
+            f"takes {read['python']:.0f} ms (Python loader) and {read['rust']:.0f} ms (Rust data server, which ships "
+            "the 33 MB over gRPC) for that read alone, timed in the benchmark's process without the plugin: the "
+            f"150 ms goal is at or below that floor. The route: {python[many[0]].p50:.0f} / {rust[many[0]].p50:.0f} "
+            "ms; the rest is stacking the points and the channel summaries and distances of 20 runs × 4 "
+            "quantities. A layer shown again costs the computation only (its points stay kept)."
         )
     if one_run:
         paragraphs.append(
-            f"{one_run[0]}, not yet computed: bn_inspect.doctor reads every layer's moving statistics at every step "
-            f"(50 × 201 tensors of [4, 512], 82 MB per run here): {python[one_run[0]].p50:.0f} ms (Python loader), "
-            f"{rust[one_run[0]].p50:.0f} ms (Rust data server). Once computed, a run's findings are kept until it "
-            "gets new data (the findings-of-8-runs figure is that case). The data-provider API reads every step of a "
-            "tag (no step filter), though the checks look at a few steps only."
+            f"{one_run[0]}, not yet computed: bn_inspect.doctor reads every layer's per-layer figures at every step "
+            "and its per-channel values at the last step only (`moving_change` and `init_distance` answer the "
+            f"checks of other steps): {python[one_run[0]].p50:.0f} ms (Python loader, whose data provider decodes "
+            f"every point of a tag even when asked for the last one), {rust[one_run[0]].p50:.0f} ms (Rust data "
+            "server, which sends the last point only). Once computed, a run's findings are kept until it gets new "
+            "data (the findings-of-8-runs figure is that case)."
         )
     runs = [name for name in python if name.startswith("runs (")]
     if runs:
         paragraphs.append(
-            f"{runs[0]}: lists every run afresh (the tab's Reload must see new runs and data; a run whose newest "
-            "steps changed gets a new version and is read again), reads the per-layer figures from the cache and "
-            "builds a 0.5 MB JSON answer of every run's layer entries."
+            f"{runs[0]}: lists every run afresh (the tab's Reload must see new runs and data); a run's entry is "
+            "built once per version (its tags' newest steps) and kept, so a listing without new data costs "
+            "TensorBoard's listing plus the JSON answer."
         )
     return paragraphs
 
