@@ -28,12 +28,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bn_inspect import schema
-
 from bench.common import OUT_DIR, Figure, Section, at_most, median, rss_mib
 from bench.provider_floor import data_provider, read_ms, wait_until_loaded
 from bench.synthetic_logdir import Spec, ensure_logdir, event_bytes, layer_path, run_name
 from bench.tensorboard_server import ROUTE, Server, get, serve, wait_for
+from bn_inspect import schema
 
 GOAL_P50_MS = 25.0  # any route of one (run, layer)
 GOAL_BYTES_RATIO = 1.3
