@@ -17,20 +17,26 @@ from tb_plugin.read_cache import ReaderCache
 
 
 class CountingProvider(data_provider.MultiplexerDataProvider):
-    """TensorBoard's Python-loader data provider, counting ``list_tensors`` calls."""
+    """TensorBoard's Python-loader data provider, counting ``list_tensors`` calls; ``reload()``
+    reads what was written since."""
 
     lists = 0
+
+    def __init__(self, multiplexer, logdir):
+        super().__init__(multiplexer, logdir)
+        self.reload = multiplexer.Reload
 
     def list_tensors(self, *args, **kwargs):
         self.lists += 1
         return super().list_tensors(*args, **kwargs)
 
 
-def _provider(logdir) -> CountingProvider:
+def _provider(logdir, kind: type | None = None) -> CountingProvider:
+    """A ``kind`` (default :class:`CountingProvider`) over ``logdir``, loaded."""
     multiplexer = plugin_event_multiplexer.EventMultiplexer(tensor_size_guidance={schema.PLUGIN_NAME: 0})
     multiplexer.AddRunsFromDirectory(str(logdir))
     multiplexer.Reload()
-    return CountingProvider(multiplexer, str(logdir))
+    return (kind or CountingProvider)(multiplexer, str(logdir))
 
 
 def test_index_of_named_runs_is_listed_once_and_refreshed_by_listing_all(plugin_logdir):
@@ -77,10 +83,7 @@ class ReadCountingProvider(CountingProvider):
 def test_findings_are_kept_per_run_until_that_run_gets_new_data(plugin_logdir, tmp_path):
     logdir = tmp_path / "logs"
     shutil.copytree(plugin_logdir, logdir)
-    multiplexer = plugin_event_multiplexer.EventMultiplexer(tensor_size_guidance={schema.PLUGIN_NAME: 0})
-    multiplexer.AddRunsFromDirectory(str(logdir))
-    multiplexer.Reload()
-    provider = ReadCountingProvider(multiplexer, str(logdir))
+    provider = _provider(logdir, ReadCountingProvider)
     cache = ReaderCache()
     runs = ["default", "frozen"]
 
@@ -100,7 +103,7 @@ def test_findings_are_kept_per_run_until_that_run_gets_new_data(plugin_logdir, t
     writer.add_layer(FROZEN_LAYER, schema.MOVING_VARIANCE, np.ones(channels, np.float32))
     writer.write_step(EPOCHS + 1)
     writer.close()
-    multiplexer.Reload()
+    provider.reload()
     ProviderReader(provider, RequestContext(), "", cache).index()  # the runs route (the tab's Reload)
     again = findings()
     assert provider.reads[reads:] and all(asked == ["frozen"] for asked in provider.reads[reads:])
@@ -114,10 +117,7 @@ def test_findings_read_the_last_point_of_per_channel_series(plugin_logdir):
     checks read the per-layer figures moving_change and init_distance): the findings route
     asks TensorBoard for one point of each per-channel tag and finds what the doctor finds in
     the whole logdir read by load_logdir."""
-    multiplexer = plugin_event_multiplexer.EventMultiplexer(tensor_size_guidance={schema.PLUGIN_NAME: 0})
-    multiplexer.AddRunsFromDirectory(str(plugin_logdir))
-    multiplexer.Reload()
-    provider = ReadCountingProvider(multiplexer, str(plugin_logdir))
+    provider = _provider(plugin_logdir, ReadCountingProvider)
     answer = queries.findings(ProviderReader(provider, RequestContext(), ""), ["default", "frozen"])
     assert provider.reads == [["default", "frozen"]] * 2  # both runs at once: whole series, then last points
     per_channel = {
@@ -135,10 +135,7 @@ def test_runs_overview_is_built_once_per_run_version(plugin_logdir, tmp_path):
     data (here a new epoch step in "frozen"), the others are kept as they were."""
     logdir = tmp_path / "logs"
     shutil.copytree(plugin_logdir, logdir)
-    multiplexer = plugin_event_multiplexer.EventMultiplexer(tensor_size_guidance={schema.PLUGIN_NAME: 0})
-    multiplexer.AddRunsFromDirectory(str(logdir))
-    multiplexer.Reload()
-    provider = ReadCountingProvider(multiplexer, str(logdir))
+    provider = _provider(logdir, ReadCountingProvider)
     cache = ReaderCache()
 
     def overview():
@@ -159,7 +156,7 @@ def test_runs_overview_is_built_once_per_run_version(plugin_logdir, tmp_path):
     writer.add_layer(FROZEN_LAYER, schema.NONFINITE_CHANNELS, np.float32(0))
     writer.write_step(EPOCHS + 1)
     writer.close()
-    multiplexer.Reload()
+    provider.reload()
     after = overview()
     assert provider.reads[reads:] == [["frozen"]]
     assert after["frozen"]["epochs"] == first["frozen"]["epochs"] + [EPOCHS + 1]
