@@ -45,6 +45,20 @@ def test_a_figure_not_in_the_outputs_fails_the_build(hook, figure):
         _render(hook, f"<!-- example-output: demo -->\n\nThe gap is {{{{ {figure} }}}}.\n")
 
 
+@pytest.mark.parametrize("figure", ["≈0.36", "≈0.4", "≈-0.76", "≈0.0907"])
+def test_an_approximate_figure_matches_a_number_that_rounds_to_it(hook, figure):
+    (hook.TRANSCRIPTS / "demo.txt").write_text("gap 0.3625, shift -0.7627, mode gap 0.0907\n")
+    text = _render(hook, f"<!-- example-output: demo -->\n\nAbout {{{{ {figure} }}}}.\n")
+    assert text.endswith(f"About {figure}.\n")
+
+
+@pytest.mark.parametrize("figure", ["≈0.37", "≈0.363", "≈-0.77", "≈0.090"])
+def test_an_approximate_figure_no_number_rounds_to_fails_the_build(hook, figure):
+    (hook.TRANSCRIPTS / "demo.txt").write_text("gap 0.3625, shift -0.7627, mode gap 0.0907\n")
+    with pytest.raises(PluginError, match=f"'{figure}'"):
+        _render(hook, f"<!-- example-output: demo -->\n\nAbout {{{{ {figure} }}}}.\n")
+
+
 def test_missing_transcript_names_the_fix(hook):
     with pytest.raises(PluginError, match="make examples"):
         _render(hook, "<!-- example-output: nothing -->\n")

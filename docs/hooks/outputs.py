@@ -13,7 +13,9 @@ Markers in the pages' Markdown, replaced at build time:
   directory, shown as an interactive session (``>>>`` lines and the repr of each expression).
 - ``{{ 0.3625 }}`` in prose: a figure quoted from an output shown on the same page. The
   build fails unless that exact text appears in one of those outputs, so prose cannot drift
-  from what the examples print.
+  from what the examples print. ``{{ ≈0.09 }}`` quotes a figure that training computes with
+  float noise from one CPU to another (e.g. a loss printed to 4 decimals): some number of
+  those outputs must round to it at the decimals quoted.
 
 It also checks that README.md's links into the repository resolve, publishes
 ``examples/screenshots/*.png`` as ``img/*.png`` (no copies in ``docs/``),
@@ -197,6 +199,25 @@ def code_reference_error(code: str) -> str | None:
     return f"`{code}`: no such module"
 
 
+APPROXIMATE = "≈"
+NUMBER = re.compile(r"(?<![\w.])[-+]?\d+(?:\.\d+)?")
+
+
+def figure_appears(quoted: str, output: str) -> bool:
+    """Whether ``output`` shows the figure ``quoted``: that exact text (not inside a longer
+    number), or for ``≈X`` a number that rounds to ``X`` at the decimals ``X`` is written with.
+
+    Example:
+        >>> figure_appears("0.36", "gap 0.36249"), figure_appears("≈0.36", "gap 0.36249"), figure_appears("≈0.4", "0.36")
+        (False, True, True)
+    """
+    if not quoted.startswith(APPROXIMATE):
+        return re.search(r"(?<![\w.])" + re.escape(quoted) + r"(?![\d])", output) is not None
+    text = quoted[len(APPROXIMATE) :].strip()
+    decimals = len(text.partition(".")[2])
+    return any(round(float(number), decimals) == float(text) for number in NUMBER.findall(output))
+
+
 def on_page_markdown(markdown: str, page, config, files) -> str:
     """Replace the output markers by real outputs, check the figures quoted in prose and the
     code named in inline code."""
@@ -231,8 +252,7 @@ def on_page_markdown(markdown: str, page, config, files) -> str:
 
     def figure(match: re.Match) -> str:
         quoted = match.group("figure")
-        pattern = re.compile(r"(?<![\w.])" + re.escape(quoted) + r"(?![\d])")
-        if not any(pattern.search(output) for output in outputs):
+        if not any(figure_appears(quoted, output) for output in outputs):
             raise PluginError(
                 f"{page.file.src_uri}: the figure {quoted!r} quoted in the text appears in none of the "
                 "outputs shown on that page: the examples now print something else; update the text."

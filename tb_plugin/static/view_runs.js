@@ -45,6 +45,24 @@ const CONFIG_COLUMNS = [
   ["moving variance init", (c) => initializerText(c.moving_variance_initializer)],
 ];
 
+// Rows of the layer table drawn at once; the rest follow, a chunk per frame, so the table of a
+// sweep (hundreds of runs x layers) shows its top, and the tab answers clicks, before it is whole.
+const FIRST_ROWS = 100;
+const ROWS_PER_FRAME = 200;
+
+/** Append `rows` to `tbody`: the first `first` now, the others over the next frames. */
+function appendRows(tbody, rows, first) {
+  tbody.append(...rows.slice(0, first));
+  let next = first;
+  const more = () => {
+    if (next >= rows.length) return;
+    tbody.append(...rows.slice(next, next + ROWS_PER_FRAME));
+    next += ROWS_PER_FRAME;
+    requestAnimationFrame(more);
+  };
+  requestAnimationFrame(more);
+}
+
 function table(headers, rows, props) {
   return el("div", {class: "bn-table-wrap"}, [
     el("table", {class: "bn-table", ...props}, [
@@ -96,6 +114,9 @@ export function renderRuns(container, {runs, slots, focus}) {
     });
   }
   const headers = ["Layer", "Run", "Matched", ...CONFIG_COLUMNS.map(([h]) => h), "Non-finite channels (max)", "Initializer weight left (momentumᵗ)"];
+  const layerTable = table(headers, [], {dataset: {table: "layers"}});
+  const focusedRow = layerRows.findIndex((row) => row.classList.contains("bn-focus-row"));
+  appendRows(layerTable.querySelector("tbody"), layerRows, Math.max(FIRST_ROWS, focusedRow + 1));
   container.append(
     card(
       "BatchNormalization layers × runs",
@@ -104,7 +125,7 @@ export function renderRuns(container, {runs, slots, focus}) {
         "Highlighted cells differ between the runs within a slot (e.g. default vs Constant(0.5) initializers). " +
         "Initializer weight left: the share of the moving statistics still made of the initializer after the last epoch. " +
         "Hover a badge for what it means.",
-      [table(headers, layerRows, {dataset: {table: "layers"}})],
+      [layerTable],
     ),
   );
   container.querySelector("table[data-table=layers] .bn-focus-row")?.scrollIntoView({block: "center"});
