@@ -213,10 +213,11 @@ class ProviderReader:
     def _read_tensors(
         self, runs: Sequence[RunIndex], tags: Sequence[str], points_per_tag: int = MAX_POINTS
     ) -> dict[str, dict[str, Any]]:
-        """``tags`` of ``runs`` decoded: a run's config tag as its config records (see
-        :meth:`configs`), any other tag as one :class:`~bn_inspect.reader.Series` of every point
-        (or, with ``points_per_tag=1``, of the last one: both loaders' downsampling always
-        keeps the last point). From the cache, the rest in one data-provider call (with the
+        """``tags`` of ``runs`` decoded: a run's config tag as its config records (every one as
+        ``(step, record)``, by step, in the order written within a step, as
+        :attr:`bn_inspect.reader.RunData.configs`), any other tag as one
+        :class:`~bn_inspect.reader.Series` of every point (or, with ``points_per_tag=1``, of the
+        last one: both loaders' downsampling always keeps the last point). From the cache, the rest in one data-provider call (with the
         Rust data server, one round trip: ~40 ms each on loopback, so routes make as few as
         they can)."""
         result: dict[str, dict[str, Any]] = {run.name: {} for run in runs}
@@ -266,7 +267,7 @@ class ProviderReader:
     ) -> dict[str, tuple[dict[SeriesKey, Series], list[tuple[int, dict]]]]:
         """For each of ``runs``: the numeric series of ``keys`` it holds (missing keys are left
         out; a repeated step keeps the value written last) and its config records (as
-        :meth:`configs`), all read in one data-provider call."""
+        :meth:`_read_tensors` gives them), all read in one data-provider call."""
         keys = list(keys)
         tags = {tag: None for run in runs for tag in _tags_of(run, keys)}
         data = self._read_tensors(runs, list(tags))
@@ -283,18 +284,10 @@ class ProviderReader:
         return _series_of(run, keys, decoded.get(run.name, {}))
 
     def read_with_config(self, run: RunIndex, keys: Iterable[SeriesKey]) -> tuple[dict[SeriesKey, Series], dict | None]:
-        """:meth:`read` and :meth:`config` in one data-provider call."""
+        """:meth:`read` and the newest run-config record (highest step, last written; ``None``
+        without one) in one data-provider call."""
         series, configs = self.read_runs([run], keys)[run.name]
         return series, newest(configs)
-
-    def configs(self, run: RunIndex) -> list[tuple[int, dict]]:
-        """Every run-config record (one per fit) as ``(step, record)``, by step, in the order
-        written within a step (as :attr:`bn_inspect.reader.RunData.configs`)."""
-        return self.read_runs([run], [])[run.name][1]
-
-    def config(self, run: RunIndex) -> dict | None:
-        """The newest run-config record (highest step, last written), or ``None``."""
-        return newest(self.configs(run))
 
     def runs_data(
         self,
