@@ -59,7 +59,7 @@ def add_variables(
 
 def moving_statistics(values: Values) -> Values:
     """A copy of each layer's moving mean and variance in ``values`` (a starting state for
-    :func:`add_moving_change`)."""
+    :func:`add_moving_figures`)."""
     return {
         path: {name: np.array(named[name]) for name in (schema.MOVING_MEAN, schema.MOVING_VARIANCE)}
         for path, named in values.items()
