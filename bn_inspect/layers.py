@@ -118,16 +118,21 @@ def layer_config(found: FoundLayer) -> LayerConfig:
     )
 
 
-def variable_values(layer: Any) -> dict[str, np.ndarray]:
-    """Current moving_mean, moving_variance, gamma and beta (those the layer has) as float32."""
-    values = {
+def batchnorm_variables(layer: Any) -> dict[str, Any]:
+    """The layer's moving_mean, moving_variance, gamma and beta (those it has), by name, in
+    :data:`bn_inspect.schema.VARIABLE_QUANTITIES` order."""
+    named = {
         "moving_mean": layer.moving_mean,
         "moving_variance": layer.moving_variance,
         "gamma": layer.gamma if layer.scale else None,
         "beta": layer.beta if layer.center else None,
     }
+    return {name: variable for name, variable in named.items() if variable is not None}
+
+
+def variable_values(layer: Any) -> dict[str, np.ndarray]:
+    """Current values of :func:`batchnorm_variables` as flat float32 arrays."""
     return {
         name: np.asarray(keras.ops.convert_to_numpy(var), dtype=np.float32).reshape(-1)
-        for name, var in values.items()
-        if var is not None
+        for name, var in batchnorm_variables(layer).items()
     }

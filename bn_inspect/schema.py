@@ -66,6 +66,7 @@ Example:
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 from collections.abc import Sequence
@@ -375,12 +376,27 @@ def unpacked_records(record: dict) -> list[tuple[dict, Position]]:
 
 # --- tensor encoding ------------------------------------------------------------------------
 def encode_array(values: np.ndarray) -> tensor_pb2.TensorProto:
-    """Encode a numeric array as a compact float32 ``TensorProto`` (raw bytes, not a list)."""
-    array = np.asarray(values, dtype=np.float32).copy(order="C")  # keeps 0-d scalars 0-d
-    shape = tensor_shape_pb2.TensorShapeProto(
-        dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=int(d)) for d in array.shape]
+    """Encode a numeric array as a compact float32 ``TensorProto`` (raw bytes, not a list).
+
+    Example:
+        >>> proto = encode_array(np.arange(6).reshape(2, 3))
+        >>> [d.size for d in proto.tensor_shape.dim], decode_tensor(proto).tolist()
+        ([2, 3], [[0.0, 1.0, 2.0], [3.0, 4.0, 5.0]])
+    """
+    array = np.asarray(values, dtype=np.float32)  # keeps 0-d scalars 0-d
+    return tensor_pb2.TensorProto(
+        dtype=types_pb2.DT_FLOAT, tensor_shape=_shape_proto(array.shape), tensor_content=array_content(array)
     )
-    return tensor_pb2.TensorProto(dtype=types_pb2.DT_FLOAT, tensor_shape=shape, tensor_content=array.tobytes())
+
+
+def array_content(values: np.ndarray) -> bytes:
+    """The ``tensor_content`` of :func:`encode_array`: the float32 values, row-major."""
+    return np.asarray(values, dtype=np.float32).tobytes()
+
+
+@functools.cache
+def _shape_proto(shape: tuple[int, ...]) -> tensor_shape_pb2.TensorShapeProto:
+    return tensor_shape_pb2.TensorShapeProto(dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=int(d)) for d in shape])
 
 
 def encode_text(text: str) -> tensor_pb2.TensorProto:

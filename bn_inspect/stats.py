@@ -15,7 +15,7 @@ import warnings
 import numpy as np
 
 
-def residual_init_weight(momentum: float, updates: int | np.ndarray) -> np.ndarray:
+def residual_init_weight(momentum: float | np.ndarray, updates: int | np.ndarray) -> np.ndarray:
     """Weight the initializer still has in the moving statistics: ``momentum ** updates``.
 
     Each update ``moving = m * moving + (1 - m) * batch`` scales the initial value by ``m``;
@@ -167,7 +167,7 @@ def moving_stats_distance(
 def nonfinite_channel_mask(moving_mean: np.ndarray, moving_variance: np.ndarray) -> np.ndarray:
     """Per channel: is the moving mean NaN/inf or the moving variance NaN/inf/negative."""
     var = np.asarray(moving_variance)
-    return ~np.isfinite(moving_mean) | ~np.isfinite(var) | (np.nan_to_num(var, nan=-1.0) < 0)
+    return ~(np.isfinite(moving_mean) & np.isfinite(var) & (var >= 0))  # NaN >= 0 is False
 
 
 def nonfinite_channels(moving_mean: np.ndarray, moving_variance: np.ndarray) -> int:
