@@ -30,10 +30,10 @@ class CostAdvisor:
         self._batch_logs = 0
         self._told: set[str] = set()
 
-    def batch_logged(self, seconds: float) -> None:
-        """One within-epoch logged step took ``seconds``."""
+    def batch_logged(self, seconds: float, logs: int = 1) -> None:
+        """Within-epoch logging of ``logs`` step(s) (0: finishing earlier ones) took ``seconds``."""
         self._batch_seconds += seconds
-        self._batch_logs += 1
+        self._batch_logs += logs
 
     def population_advice(
         self, epoch_seconds: float, passes: int, every: int, share: float, floor_seconds: float

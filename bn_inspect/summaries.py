@@ -8,8 +8,10 @@ Example:
     >>> import tempfile, numpy as np
     >>> from bn_inspect.writer import SummaryWriter
     >>> writer = SummaryWriter(tempfile.mkdtemp())
-    >>> values = {"bn": {"moving_mean": np.zeros(2, "float32"), "moving_variance": np.ones(2, "float32")}}
-    >>> add_variables(writer, values, {"bn": 0}, {"bn": (0.99, 100)}, "epoch")
+    >>> from bn_inspect.transfer import Snapshot
+    >>> block = np.array([[0.0, 0.0], [1.0, 1.0]], "float32")  # moving mean and variance of 2 channels
+    >>> snapshot = Snapshot({"bn": block}, {"bn": ("moving_mean", "moving_variance")}, {"bn": 0})
+    >>> add_variables(writer, snapshot, {"bn": (0.99, 100)}, "epoch")
     >>> writer.write_step(1)
 """
 
@@ -24,6 +26,7 @@ from bn_inspect import schema, stats
 from bn_inspect.distribution import replica_values
 from bn_inspect.layers import FoundLayer
 from bn_inspect.probe import ProbeResult, ReplicaResult
+from bn_inspect.transfer import Snapshot
 
 # Model outputs on the probe are stored raw only up to this many floats per mode.
 MAX_STORED_OUTPUT_VALUES = 65536
@@ -37,24 +40,24 @@ def _max_finite(gaps: Sequence[float]) -> float | None:
 
 
 def add_variables(
-    writer: Any,
-    values: Values,
-    nonfinite: dict[str, int],
-    momentum_updates: dict[str, tuple[float, int]],
-    timeline: str,
+    writer: Any, snapshot: Snapshot, momentum_updates: dict[str, tuple[float, int]], timeline: str
 ) -> None:
-    """Each layer's variables, its updates, the weight the initializer still has in its moving
-    statistics and its count of non-finite channels (``nonfinite``, per layer path).
+    """Each layer's variables (its block, as it came from the device), its updates, the weight
+    the initializer still has in its moving statistics and its count of non-finite channels.
 
     ``momentum_updates`` maps a layer path to its momentum and the updates it has had.
     """
-    for path, named in values.items():
-        for quantity, array in named.items():
-            writer.add_layer(path, quantity, array, timeline)
-        momentum, updates = momentum_updates[path]
-        writer.add_layer(path, schema.UPDATES, np.float32(updates), timeline)
-        writer.add_layer(path, schema.RESIDUAL_INIT_WEIGHT, stats.residual_init_weight(momentum, updates), timeline)
-        writer.add_layer(path, schema.NONFINITE_CHANNELS, np.float32(nonfinite[path]), timeline)
+    paths = list(snapshot.blocks)
+    for path in paths:
+        writer.add_layer_group(path, snapshot.names[path], snapshot.blocks[path], timeline)
+    momenta = np.array([momentum_updates[path][0] for path in paths], dtype=np.float64)
+    updates = np.array([momentum_updates[path][1] for path in paths], dtype=np.float64)
+    figures = {
+        schema.UPDATES: updates,
+        schema.RESIDUAL_INIT_WEIGHT: stats.residual_init_weight(momenta, updates),
+        schema.NONFINITE_CHANNELS: np.array([snapshot.nonfinite[path] for path in paths], dtype=np.float64),
+    }
+    writer.add_figures(paths, figures, timeline)
 
 
 def moving_statistics(values: Values) -> Values:

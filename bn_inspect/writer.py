@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Sequence
 
 import numpy as np
 from tensorboard.compat.proto import event_pb2, summary_pb2
@@ -40,9 +41,13 @@ class SummaryWriter:
         self._metadata_written: dict[str, int] = {}  # tag -> values written with metadata
         self._records: dict[str, dict] = {}  # tag -> content record of the values it names
         self._pending: list[summary_pb2.Summary.Value] = []
+        # (tag, shape) -> the value last written under tag, refilled with each step's array
+        self._reused: dict[tuple[str, tuple[int, ...]], summary_pb2.Summary.Value] = {}
         # (timeline, kind, layer) -> quantity -> value, packed by group at write_step
         self._arrays: dict[tuple[str, str, str | None], dict[str, np.ndarray]] = {}
         self._figures: dict[str, dict[str, dict[str, float]]] = {}  # timeline -> layer -> quantity -> value
+        self._stacked: list[tuple[str, str, tuple[str, ...], np.ndarray]] = []  # (timeline, layer, quantities, block)
+        self._stacked_plans: dict[tuple, tuple[str, dict]] = {}  # tag and record of a stacked group
         # what the names of the values queued decide, computed once per set of names: tag, quantities, record
         self._group_plans: dict[tuple, list[tuple[str, list[str], dict]]] = {}
         self._figure_plans: dict[tuple, list[tuple[str, list[str], list[str], dict]]] = {}
@@ -59,6 +64,19 @@ class SummaryWriter:
             self._metadata_written[tag] = self._metadata_written.get(tag, 0) + 1
         self._pending.append(value)
 
+    def _add_array(self, tag: str, values: np.ndarray, record: dict) -> None:
+        """Queue an array under ``tag``: a new value while the tag still gets its metadata, then
+        that value (without metadata) refilled, which builds no protobuf message per step."""
+        array = np.asarray(values, dtype=np.float32)
+        key = (tag, array.shape)
+        reused = self._reused.get(key)
+        if reused is None or self._metadata_written.get(tag, 0) < METADATA_COPIES:
+            self._add(tag, schema.encode_array(array), record)
+            self._reused[key] = summary_pb2.Summary.Value(tag=tag, tensor=self._pending[-1].tensor)
+            return
+        reused.tensor.tensor_content = schema.array_content(array)
+        self._pending.append(reused)
+
     def _unique_tag(self, tag: str, record: dict) -> str:
         """``tag``, or a longer one when another series of this file already has ``tag`` (a
         layer path that spells another's tag, or a collision of :func:`schema.figures_tag`)."""
@@ -72,6 +90,34 @@ class SummaryWriter:
             self._figures.setdefault(timeline, {}).setdefault(layer, {})[quantity] = float(values)
             return
         self._arrays.setdefault((timeline, schema.KIND_LAYER, layer), {})[quantity] = np.asarray(values, np.float32)
+
+    def add_layer_group(
+        self, layer: str, quantities: Sequence[str], block: np.ndarray, timeline: str = schema.TIMELINE_EPOCH
+    ) -> None:
+        """Queue quantities of one group of a layer already stacked as ``block[quantities, ...]``
+        (the members of one :data:`schema.CHANNEL_GROUPS` group, in its order): written as it is.
+        ``ValueError`` for any other set of quantities."""
+        key = (timeline, layer, tuple(quantities), block.shape)
+        if key not in self._stacked_plans:
+            order = schema.group_order(schema.KIND_LAYER, quantities)
+            if [members for _, members in order] != [list(quantities)] or len(quantities) != len(block):
+                raise ValueError(f"{list(quantities)} are not one group's members in order, one row each")
+            record = schema.group_record(schema.KIND_LAYER, quantities, layer, timeline)
+            tag = schema.group_tag(schema.KIND_LAYER, quantities, layer, timeline)
+            self._stacked_plans[key] = (self._unique_tag(tag, record), record)
+        self._stacked.append((*key[:3], block))
+
+    def add_figures(
+        self, layers: Sequence[str], figures: dict[str, np.ndarray], timeline: str = schema.TIMELINE_EPOCH
+    ) -> None:
+        """Queue per-layer figures of several layers: ``figures[quantity][i]`` belongs to
+        ``layers[i]`` (quantities of :data:`schema.LAYER_SCALAR_QUANTITIES`)."""
+        by_layer = self._figures.setdefault(timeline, {})
+        for quantity, column in figures.items():
+            if quantity not in schema.LAYER_SCALAR_QUANTITIES:
+                raise ValueError(f"{quantity!r} is not a per-layer figure; see schema.LAYER_SCALAR_QUANTITIES")
+            for layer, value in zip(layers, np.asarray(column, dtype=np.float64).tolist()):
+                by_layer.setdefault(layer, {})[quantity] = value
 
     def add_model(self, quantity: str, values, timeline: str = schema.TIMELINE_EPOCH) -> None:
         """Queue one model-level quantity (probe outputs, output gap)."""
@@ -103,12 +149,16 @@ class SummaryWriter:
 
     def _add_groups(self) -> None:
         """Queue the arrays, one ``[quantities, ...]`` tensor per group (and value shape)."""
+        for timeline, layer, quantities, block in self._stacked:
+            tag, record = self._stacked_plans[(timeline, layer, quantities, block.shape)]
+            self._add_array(tag, block, record)
+        self._stacked = []
         for (timeline, kind, layer), arrays in self._arrays.items():
             names = (timeline, kind, layer, tuple((q, a.shape) for q, a in arrays.items()))
             if names not in self._group_plans:
                 self._group_plans[names] = self._group_plan(timeline, kind, layer, arrays)
             for tag, quantities, record in self._group_plans[names]:
-                self._add(tag, schema.encode_array(np.stack([arrays[q] for q in quantities])), record)
+                self._add_array(tag, np.stack([arrays[q] for q in quantities]), record)
         self._arrays = {}
 
     def _figure_plan(self, timeline: str, by_layer: dict[str, dict[str, float]]) -> list:
@@ -130,18 +180,25 @@ class SummaryWriter:
                 self._figure_plans[names] = self._figure_plan(timeline, by_layer)
             for tag, layers, quantities, record in self._figure_plans[names]:
                 values = np.array([[by_layer[layer][q] for q in quantities] for layer in layers], dtype=np.float32)
-                self._add(tag, schema.encode_array(values), record)
+                self._add_array(tag, values, record)
         self._figures = {}
 
-    def write_step(self, step: int) -> None:
-        """Write everything queued as one event at ``step`` and flush it to disk."""
+    def write_step(self, step: int, flush: bool = True) -> None:
+        """Write everything queued as one event at ``step``; hand it to storage unless ``flush``
+        is False (then :meth:`flush` or :meth:`close` does)."""
         self._add_groups()
         self._add_figures()
         if not self._pending:
             return
-        event = event_pb2.Event(wall_time=time.time(), step=int(step), summary=summary_pb2.Summary(value=self._pending))
+        event = event_pb2.Event(wall_time=time.time(), step=int(step))
+        event.summary.value.extend(self._pending)  # copies: a reused value may be refilled next step
         self._pending = []
         self._file.write(event)
+        if flush:
+            self._file.flush()
+
+    def flush(self) -> None:
+        """Hand every event written so far to storage (a file: the OS; an object store: one object)."""
         self._file.flush()
 
     def close(self) -> None:
@@ -149,4 +206,5 @@ class SummaryWriter:
         self._pending = []
         self._arrays = {}
         self._figures = {}
+        self._stacked = []
         self._file.close()
