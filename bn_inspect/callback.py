@@ -10,6 +10,7 @@ import keras
 import numpy as np
 
 from bn_inspect import schema, stats, storage, summaries
+from bn_inspect.batch_logging import BatchLogger
 from bn_inspect.cost_advice import CostAdvisor
 from bn_inspect.distribution import is_writing_process, replica_strategy
 from bn_inspect.guard import BatchNormInspectorWarning, skipped_on_error, warn
@@ -136,10 +137,6 @@ class BatchNormInspector(keras.callbacks.Callback):
         self.reference_every = reference_every
         self.reference_batch_size = reference_batch_size
         self._steps = StepCounter()
-        if log_every_n_batches is not None:
-            # Only then hook every batch: Keras dispatches batch callbacks asynchronously
-            # as long as no callback overrides them.
-            self.on_train_batch_end = self._on_train_batch_end_logging
         self._reset()
 
     def _reset(self) -> None:
@@ -150,6 +147,7 @@ class BatchNormInspector(keras.callbacks.Callback):
         self._strategy: Any = None  # a tf.distribute strategy with several replicas, if any
         self._population: PopulationStatistics | None = None
         self._transfer: VariableTransfer | None = None
+        self._batch_logger: BatchLogger | None = None  # with log_every_n_batches
         self._config: dict | None = None
         self._fit_start: summaries.Values | None = None  # moving statistics at the fit's first step
         self._initial_statistics: dict[str, tuple[float | None, float | None]] = {}  # initializers' constants
@@ -186,9 +184,13 @@ class BatchNormInspector(keras.callbacks.Callback):
         self._epoch_started = time.perf_counter()
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        trained = time.perf_counter() - self._epoch_started if self._epoch_started is not None else None
         steps_per_execution = int(getattr(self.model, "steps_per_execution", 1) or 1)
         steps = self._steps.epoch_ended(steps_per_execution, (self.params or {}).get("steps"))
+        if self._batch_logger is not None:
+            if self._batch_logger.due(steps):
+                self._batch_logger.read(self._steps.global_step)
+            self._batch_logger.finish()
+        trained = time.perf_counter() - self._epoch_started if self._epoch_started is not None else None
         writer = self._writer
         if writer is None:
             return
@@ -200,17 +202,11 @@ class BatchNormInspector(keras.callbacks.Callback):
 
     def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
         # Counts the steps BN layers update in; optimizer.iterations misses those a loss-scale
-        # optimizer skips (mixed precision). Keras runs this hook synchronously in any case.
+        # optimizer skips (mixed precision). Keras runs this hook synchronously in any case, and
+        # within-epoch logging reads here, not in on_train_batch_end (see batch_logging.py).
         self._steps.batch_begun(batch)
-
-    def _on_train_batch_end_logging(self, batch: int, logs: dict | None = None) -> None:
-        """``on_train_batch_end``, installed only with ``log_every_n_batches`` (see __init__)."""
-        writer = self._writer
-        if writer is not None and (batch + 1) % self.log_every_n_batches == 0:
-            start = time.perf_counter()
-            with skipped_on_error("logging skipped this time"):
-                self._log_batch_state(writer, self._steps.global_step_after(batch))
-            self._costs.batch_logged(time.perf_counter() - start)
+        if self._batch_logger is not None and self._batch_logger.due(batch):
+            self._batch_logger.read(self._steps.global_step_at(batch))
 
     def on_train_end(self, logs: dict | None = None) -> None:
         self._close()
@@ -224,7 +220,6 @@ class BatchNormInspector(keras.callbacks.Callback):
         self._open_writer(location)
         self._strategy = replica_strategy(model)
         self._transfer = VariableTransfer(model, self._layers)
-        self._transfer.fetch()  # traces and compiles its one call now, not in the first epoch
         self._prepare_probe()
         if self.reference_data is not None:
             self._population = PopulationStatistics(
@@ -232,6 +227,10 @@ class BatchNormInspector(keras.callbacks.Callback):
             )
         iterations = self._iterations()
         self._steps.begin(iterations, {found.path: bool(found.layer.trainable) for found in self._layers})
+        if self.log_every_n_batches is not None:
+            self._batch_logger = BatchLogger(
+                self._writer, self._transfer, self.log_every_n_batches, self._momentum_updates, self._costs
+            )
         self._config = self._run_config()
         self._initial_statistics = {
             layer.path: layer.initial_statistics for layer in RunConfig.from_record(self._config).layers
@@ -321,7 +320,7 @@ class BatchNormInspector(keras.callbacks.Callback):
     def _log_epoch_state(self, writer: SummaryWriter, step: int, include_config: bool = False) -> None:
         if include_config and self._config is not None:
             writer.add_config(self._config)
-        values = self._add_variables(writer, schema.TIMELINE_EPOCH, self._steps.global_step)
+        values = self._add_variables(writer, self._steps.global_step)
         if include_config or self._fit_start is None:
             self._fit_start = summaries.moving_statistics(values)
         summaries.add_moving_figures(writer, values, self._fit_start, self._initial_statistics)
@@ -339,28 +338,26 @@ class BatchNormInspector(keras.callbacks.Callback):
         writer.write_step(step)
         self._steps.last_step = step
 
-    def _log_batch_state(self, writer: SummaryWriter, global_step: int) -> None:
-        self._add_variables(writer, schema.TIMELINE_BATCH, global_step)
-        writer.write_step(global_step)
-
-    def _add_variables(self, writer: SummaryWriter, timeline: str, global_step: int) -> summaries.Values:
-        assert self._transfer is not None
-        snapshot = self._transfer.fetch()
-        momentum_updates = {
+    def _momentum_updates(self, global_step: int) -> dict[str, tuple[float, int]]:
+        """Each layer's momentum and the updates it has had at ``global_step``."""
+        return {
             found.path: (found.layer.momentum, self._steps.updates(found.path, global_step)) for found in self._layers
         }
-        summaries.add_variables(writer, snapshot.values, snapshot.nonfinite, momentum_updates, timeline)
+
+    def _add_variables(self, writer: SummaryWriter, global_step: int) -> summaries.Values:
+        assert self._transfer is not None
+        snapshot = self._transfer.fetch()
+        summaries.add_variables(writer, snapshot, self._momentum_updates(global_step), schema.TIMELINE_EPOCH)
         nonfinite = snapshot.nonfinite
-        if timeline == schema.TIMELINE_EPOCH:
-            for found in self._layers:
-                if self._strategy is not None:  # an extra: never cost the epoch its variables
-                    with skipped_on_error(f"replica copies of {found.path!r} unreadable"):
-                        summaries.add_replica_copies(writer, found, self._strategy)
-                if nonfinite[found.path]:
-                    warn(
-                        f"bn-inspect: layer {found.path!r} has {nonfinite[found.path]} channel(s) with NaN/inf "
-                        "or negative moving statistics."
-                    )
+        for found in self._layers:
+            if self._strategy is not None:  # an extra: never cost the epoch its variables
+                with skipped_on_error(f"replica copies of {found.path!r} unreadable"):
+                    summaries.add_replica_copies(writer, found, self._strategy)
+            if nonfinite[found.path]:
+                warn(
+                    f"bn-inspect: layer {found.path!r} has {nonfinite[found.path]} channel(s) with NaN/inf "
+                    "or negative moving statistics."
+                )
         return snapshot.values
 
     def _add_probe(self, writer: SummaryWriter, values: summaries.Values) -> None:
@@ -408,6 +405,9 @@ class BatchNormInspector(keras.callbacks.Callback):
                 warn(message)
 
     def _close(self) -> None:
+        if getattr(self, "_batch_logger", None) is not None:
+            self._batch_logger.finish()
+            self._batch_logger = None
         if getattr(self, "_writer", None) is not None:
             self._writer.close()
             self._writer = None

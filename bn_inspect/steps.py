@@ -68,9 +68,9 @@ class StepCounter:
         """Training steps the model has run: before this fit and in its finished epochs."""
         return self.iterations_at_begin + self._steps_done
 
-    def global_step_after(self, batch: int) -> int:
-        """The global step once training step ``batch`` of the current epoch has run."""
-        return self.global_step + batch + 1
+    def global_step_at(self, batch: int) -> int:
+        """The global step when training step ``batch`` (0-based) of the current epoch begins."""
+        return self.global_step + batch
 
     def updates(self, path: str, global_step: int) -> int:
         """Moving-statistics updates layer ``path`` has had at ``global_step`` (frozen: none)."""

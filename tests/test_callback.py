@@ -309,9 +309,9 @@ def _fit_logging_batches(tmp_path, every, monkeypatch, write_seconds):
 
     original = SummaryWriter.write_step
 
-    def slow_write_step(self, step):
+    def slow_write_step(self, step, **options):
         time.sleep(write_seconds)
-        return original(self, step)
+        return original(self, step, **options)
 
     monkeypatch.setattr(SummaryWriter, "write_step", slow_write_step)
     keras.utils.set_random_seed(0)

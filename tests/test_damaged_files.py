@@ -121,7 +121,7 @@ def _read_all(ingester, runs: list[str]) -> dict[str, dict]:
                     downsample=10**6,
                     run_tag_filter=provider.RunTagFilter(runs=[run]),
                 ).get(run, {})
-            except ValueError:
+            except (ValueError, TypeError):  # e.g. a flipped dtype: "Cannot convert value 39 to a TensorFlow DType"
                 continue
         return result
     finally:

@@ -15,6 +15,7 @@ BLOCKING = pytest.mark.parametrize("blocked", [HEAVY, ()], ids=["frameworks-bloc
 # The training side of bn_inspect, which runs inside model.fit and needs Keras. Every other
 # module is reading side: a new module that needs Keras belongs here, with a reason.
 KERAS_SIDE = {
+    "batch_logging",  # within-epoch logging inside fit: the transfer and the summaries
     "callback",
     "distribution",
     "layers",

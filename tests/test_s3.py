@@ -200,3 +200,36 @@ def test_a_failed_upload_is_retried_with_the_next_step(s3_server):
     series = run.layers["bn"][schema.MOVING_MEAN]
     assert series.steps.tolist() == [1, 2]  # step 0 went with the deleted bucket; step 1 was kept and retried
     np.testing.assert_array_equal(series.values, np.stack([values[1], values[2]]))
+
+
+def test_within_epoch_logging_sends_one_object_per_epoch(s3_server):
+    """Every step's state arrives in the bucket, equal to the variables after that step, in one
+    object per epoch (with the epoch's own state), not one per step."""
+    import boto3
+
+    bucket = s3_server.create_bucket("bn-inspect-batches")
+    keras.utils.set_random_seed(0)
+    model = sequential_mlp()
+    model.compile("adam", "mse")
+    x, y = make_data()  # 96 samples: 6 steps of 16 per epoch
+    after_step = {}
+
+    class RecordAfterEachStep(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            after_step[len(after_step) + 1] = self.model.get_layer("bn1").moving_mean.numpy().copy()
+
+    inspector = BatchNormInspector(
+        f"s3://{bucket}/run", log_every_n_batches=1, storage_options=s3_server.storage_options
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.fit(x, y, epochs=2, batch_size=16, verbose=0, callbacks=[inspector, RecordAfterEachStep()])
+    client = boto3.client(
+        "s3", endpoint_url=s3_server.endpoint, aws_access_key_id="testing", aws_secret_access_key="testing"
+    )
+    objects = client.list_objects_v2(Bucket=bucket)["Contents"]
+    assert len(objects) == 4  # the version record, step 0, and one per epoch
+    series = load_logdir(f"s3://{bucket}/run", storage_options=s3_server.storage_options)["."].batch_layers["bn1"]
+    moving_mean = series[schema.MOVING_MEAN]
+    assert moving_mean.steps.tolist() == list(range(1, 13))
+    np.testing.assert_array_equal(moving_mean.values, np.stack([after_step[step] for step in range(1, 13)]))
