@@ -24,6 +24,7 @@ Example:
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -83,6 +84,7 @@ class Probe:
         self._zeroed = {i for pair, measured in zip(self._stat_indices, self._measured) if measured for i in pair}
         self._runs = 0
         self._compiled: Any = None
+        self._last: tuple[list, ProbeResult] | None = None  # JAX: weak refs to the latest run's inputs, its result
 
     def training_stats(self, trainable: list, zeroed: list, x: Any) -> tuple[Any, list]:
         """The training-mode pass on ``x`` from the values of :meth:`state_inputs`: its outputs
@@ -127,9 +129,22 @@ class Probe:
             variance = spread
         return mean.reshape(-1), variance.reshape(-1)
 
+    def _unchanged_since_last_run(self, inputs: list) -> ProbeResult | None:
+        """The latest result when the model state is still the very arrays it ran on. Only on
+        JAX, whose arrays are immutable: a variable that changed holds a new array. (The check at
+        ``on_train_begin`` and step 0 then cost one run.)"""
+        if self._last is None or keras.backend.backend() != "jax":
+            return None
+        previous, result = self._last
+        same = len(previous) == len(inputs) and all(ref() is array for ref, array in zip(previous, inputs))
+        return result if same else None
+
     def run(self) -> ProbeResult:
         """Run both passes and recover each layer's batch mean and (biased) variance."""
         trainable, non_trainable, zeroed = self.state_inputs()
+        unchanged = self._unchanged_since_last_run(trainable + non_trainable)
+        if unchanged is not None:
+            return unchanged
         inference, training, stats = self._pass_function()(trainable, non_trainable, zeroed, self.x)
         result = ProbeResult(
             outputs_training=_flatten_outputs(training, self.samples),
@@ -138,6 +153,8 @@ class Probe:
         for position, (found, (mean_after, spread_after)) in enumerate(zip(self.layers, stats)):
             mean, variance = self.batch_statistics(position, mean_after, spread_after)
             result.batch_mean[found.path], result.batch_variance[found.path] = mean, variance
+        if keras.backend.backend() == "jax":  # weak: the probe keeps no old model state alive
+            self._last = ([weakref.ref(array) for array in trainable + non_trainable], result)
         return result
 
 

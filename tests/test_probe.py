@@ -98,3 +98,23 @@ def test_frozen_layer_runs_in_inference_mode_and_measures_nothing():
     train_out = h @ w["out"]["kernel"] + w["out"]["bias"]
     np.testing.assert_allclose(result.outputs_training, train_out, rtol=1e-4, atol=1e-5)
     assert np.isnan(result.batch_mean["bn1"]).all() and np.isnan(result.batch_variance["bn1"]).all()
+
+
+def test_every_run_sees_the_current_state_however_it_was_changed():
+    """A run right after another gives the same values; after any variable changed between runs
+    (as another callback might change it) the values are those of the changed model."""
+    model, x = _trained(MODEL_BUILDERS["sequential"])
+    probe = Probe(model, find_batchnorm_layers(model), x[:40])
+    first = probe.run()
+    again = probe.run()
+    np.testing.assert_array_equal(again.outputs_training, first.outputs_training)
+    np.testing.assert_array_equal(again.batch_mean["bn1"], first.batch_mean["bn1"])
+    for variable, scale in ((model.get_layer("dense1").kernel, 2.0), (model.get_layer("bn2").moving_mean, 0.5)):
+        variable.assign(variable * scale)
+        changed = probe.run()
+        weights = mlp_weights(model)
+        train_out, train_inputs = numpy_mlp_forward(weights, x[:40], training=True)
+        infer_out, _ = numpy_mlp_forward(weights, x[:40], training=False)
+        np.testing.assert_allclose(changed.outputs_inference, infer_out, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(changed.outputs_training, train_out, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(changed.batch_mean["bn1"], train_inputs["bn1"].mean(axis=0), rtol=1e-5, atol=1e-6)
