@@ -39,24 +39,26 @@ CONDITIONS = ("none", "none-again", "epoch-ends", "every-10", "every-1")
 QUICK_CONDITIONS = ("none", "every-10", "every-1")
 FULL = {
     "step_blocks": 20,
-    "step_samples": 4096,
+    "step_samples": 8192,
     "samples": 16000,
     "issue_blocks": 10,
     "reps": 3,
     "cnn_blocks": 20,
     "cnn_input": 32,
     "reference": 1024,
+    "population_reps": 3,
     "conditions": CONDITIONS,
 }
 QUICK = {
     "step_blocks": 20,
-    "step_samples": 128,
+    "step_samples": 2560,  # 80 steps: the steady state starts after EAGER_FETCHES
     "samples": 256,
     "issue_blocks": 2,
     "reps": 1,
     "cnn_blocks": 2,
     "cnn_input": 8,
     "reference": 64,
+    "population_reps": 1,
     "conditions": QUICK_CONDITIONS,
 }
 GOALS = {"step_ms": 1.0, "every-1": 1.25, "every-10": 1.05, "population": 0.5}
@@ -93,31 +95,39 @@ def _median_ms(work, reps: int) -> float:
 
 
 def logged_step(sizes: dict) -> dict:
-    """Per logged step: hook time (median, mean), and the variables read one by one / in one call."""
+    """Per logged step: hook time in steady state (median, once the transfer is traced), the
+    mean over all the fit's hooks, and the variables read one by one / in one call."""
+    from bench.overhead import HookTimer
     from bn_inspect import BatchNormInspector
     from bn_inspect.layers import find_batchnorm_layers, variable_values
-    from bn_inspect.transfer import VariableTransfer
+    from bn_inspect.transfer import EAGER_FETCHES, VariableTransfer
 
     x, y = _data(sizes["step_samples"])
     model = _mlp(sizes["step_blocks"])
     inspector = BatchNormInspector(tempfile.mkdtemp(prefix="bench-step-"), log_every_n_batches=1)
-    hook, seconds = inspector.on_train_batch_end, []
+    hook, seconds = inspector.on_train_batch_begin, []  # within-epoch logging reads there
 
     def timed(batch, logs=None):
         start = time.perf_counter()
         hook(batch, logs)
         seconds.append(time.perf_counter() - start)
 
-    inspector.on_train_batch_end = timed
-    model.fit(x, y, batch_size=32, epochs=1, verbose=0, callbacks=[inspector])
+    inspector.on_train_batch_begin = timed
+    timer = HookTimer(inspector)
+    model.fit(x, y, batch_size=32, epochs=1, verbose=0, callbacks=[timer])
+    steady = seconds[EAGER_FETCHES + 2 :]  # batch 0 logs nothing; TensorFlow traces at fetch EAGER_FETCHES + 1
     layers = find_batchnorm_layers(model)
     transfer = VariableTransfer(model, layers)
-    transfer.fetch()
+    for _ in range(EAGER_FETCHES + 1):
+        transfer.fetch()
     return {
         "layers": len(layers),
-        "step_ms": 1000 * median(seconds),
-        "step_mean_ms": 1000 * sum(seconds) / len(seconds),
-        "logged_steps": len(seconds),
+        "eager_fetches": EAGER_FETCHES,
+        "step_ms": 1000 * median(steady),
+        "steady_steps": len(steady),
+        "eager_ms": 1000 * median(seconds[1 : EAGER_FETCHES + 1]),
+        "step_mean_ms": 1000 * timer.seconds / (len(seconds) - 1),
+        "logged_steps": len(seconds) - 1,
         "one_by_one_ms": _median_ms(lambda: [variable_values(f.layer) for f in layers], 30),
         "one_call_ms": _median_ms(transfer.fetch, 100),
     }
@@ -161,21 +171,37 @@ def issue_model(sizes: dict) -> dict:
 
 
 def probe_compile(sizes: dict) -> dict:
-    """The probe's first run (trace + compile) and later runs on the issue's model."""
+    """The probe on the issue's model: an eager run, its one trace + compile (the first run after
+    the eager ones), and a compiled run (after one probe in this process warmed the op caches)."""
     from bn_inspect.layers import find_batchnorm_layers
-    from bn_inspect.probe import Probe
+    from bn_inspect.probe import EAGER_RUNS, Probe
 
     x, y = _data(2048)
     model = _mlp(sizes["issue_blocks"])
     model.fit(x, y, batch_size=32, epochs=1, verbose=0)
-    start = time.perf_counter()
-    probe = Probe(model, find_batchnorm_layers(model), x[:64])
-    probe.run()
-    return {"first_ms": 1000 * (time.perf_counter() - start), "later_ms": _median_ms(probe.run, 20)}
+    layers = find_batchnorm_layers(model)
+    Probe(model, layers, x[:64]).run()  # warms this process's op caches, as an earlier fit would
+    probe = Probe(model, layers, x[:64])
+    gamma = model.get_layer(layers[0].path).gamma
+
+    def run_on_a_new_state() -> None:  # same values, new arrays: JAX would reuse an unchanged state's run
+        gamma.assign(gamma * 1.0)
+        probe.run()
+
+    eager = [_median_ms(run_on_a_new_state, 1) for _ in range(EAGER_RUNS)]
+    first = _median_ms(run_on_a_new_state, 1)
+    return {
+        "eager_runs": EAGER_RUNS,
+        "eager_ms": median(eager),
+        "first_ms": first,
+        "later_ms": _median_ms(run_on_a_new_state, 20),
+    }
 
 
 def population(sizes: dict) -> dict:
-    """Seconds of one population-statistics computation, whole-model and partial passes."""
+    """Seconds of one population-statistics computation, whole-model and partial passes: after a
+    warm-up computation each (which compiles), ``population_reps`` computations of each,
+    alternating, so a change in the machine's load reaches both."""
     import numpy as np
 
     from bench.models import conv_bn_model
@@ -183,16 +209,19 @@ def population(sizes: dict) -> dict:
 
     model = conv_bn_model(sizes["cnn_blocks"], sizes["cnn_input"])
     x = np.random.default_rng(0).normal(size=(sizes["reference"], sizes["cnn_input"], sizes["cnn_input"], 3))
-    result = {}
+    result, statistics, seconds = {}, {}, {"whole": [], "partial": []}
     for name, partial in (("whole", False), ("partial", True)):
-        statistics = PopulationStatistics(model, x.astype("float32"), batch_size=256, partial_passes=partial)
+        statistics[name] = PopulationStatistics(model, x.astype("float32"), batch_size=256, partial_passes=partial)
         start = time.perf_counter()
-        statistics.compute()
+        statistics[name].compute()
         result[f"{name}_first_s"] = time.perf_counter() - start
-        start = time.perf_counter()
-        statistics.compute()
-        result[f"{name}_s"] = time.perf_counter() - start
-        result["passes"] = statistics.passes
+        result["passes"] = statistics[name].passes
+    for rep in range(sizes["population_reps"]):
+        for name in ("whole", "partial") if rep % 2 == 0 else ("partial", "whole"):
+            start = time.perf_counter()
+            statistics[name].compute()
+            seconds[name].append(time.perf_counter() - start)
+    result.update({f"{name}_s": median(values) for name, values in seconds.items()})
     return result
 
 
@@ -234,7 +263,8 @@ def section(results: dict, quick: bool, reps: int | None = None) -> Section:
                 step["step_ms"],
                 GOALS["step_ms"],
                 "ms",
-                f"mean {step['step_mean_ms']:.2f} ms over {step['logged_steps']} steps",
+                f"median of {step['steady_steps']} steps once traced; the first {step['eager_fetches']} "
+                f"{step['eager_ms']:.2f} ms; all hooks of the fit / logged steps {step['step_mean_ms']:.2f} ms",
             )
         )
         for condition in ("every-1", "every-10"):
@@ -247,6 +277,16 @@ def section(results: dict, quick: bool, reps: int | None = None) -> Section:
                     note=f"from hook time: {c['hooks']:.3f}",
                 )
             )
+        if "epoch-ends" in issue:
+            added = issue["every-10"]["hooks"] - issue["epoch-ends"]["hooks"]
+            figures.append(
+                Figure(
+                    f"{backend}: what log_every_n_batches=10 adds to epoch-end logging (hook time / no-callback fit)",
+                    added,
+                    "Δ",
+                    note=f"epoch ends alone (the probe's runs, the transfers): {issue['epoch-ends']['hooks'] - 1:.3f}",
+                )
+            )
         figures.append(
             at_most(
                 f"{backend}: population statistics, partial / whole-model passes",
@@ -257,10 +297,10 @@ def section(results: dict, quick: bool, reps: int | None = None) -> Section:
         )
         figures.append(
             Figure(
-                f"{backend}: probe trace + compile (once per fit)",
+                f"{backend}: probe trace + compile (once per fit, after {r['probe']['eager_runs']} eager runs)",
                 r["probe"]["first_ms"],
                 "ms",
-                note=f"later runs {r['probe']['later_ms']:.1f} ms",
+                note=f"an eager run {r['probe']['eager_ms']:.1f} ms, a compiled run {r['probe']['later_ms']:.1f} ms",
             )
         )
         for condition in issue:
@@ -284,7 +324,8 @@ def section(results: dict, quick: bool, reps: int | None = None) -> Section:
         f"{sizes['reps']} interleaved repetition(s), the inspector with probe_data=x[:64]; ratios are medians of "
         'fit / the no-callback fit of the same repetition, "from hook time" 1 + time inside the inspector\'s '
         f"hooks / that fit. Population statistics: {sizes['reference']} reference samples on the "
-        f"{sizes['cnn_blocks']}-block CNN of bench/models.py, one computation after a warm-up one."
+        f"{sizes['cnn_blocks']}-block CNN of bench/models.py, median of {sizes['population_reps']} computations of each "
+        "(alternating) after a warm-up one."
     )
     return Section("Logging costs per step (issue 20)", setup, figures, details)
 
