@@ -76,7 +76,9 @@ class BatchNormInspector(keras.callbacks.Callback):
             ``max_probe_samples``). Use at least a few dozen samples. Defaults to `None`
             (probe off).
         log_every_n_batches: Also log the variables every N training steps, on the global
-            step, for within-epoch curves. Defaults to `None` (epoch ends only).
+            step, for within-epoch curves (read as the next step begins, so Keras keeps its
+            batch-end hooks asynchronous; see :mod:`bn_inspect.batch_logging`). Defaults to
+            `None` (epoch ends only).
         max_probe_samples: Largest probe batch accepted. Defaults to `1024`.
         batch_size: Training batch size to record in the run config (``bn-inspect doctor``
             checks it against BatchNormalization's needs). Keras does not tell callbacks the
