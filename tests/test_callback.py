@@ -186,6 +186,15 @@ def test_within_epoch_curves_on_the_global_step(tmp_path):
         assert values.tobytes() == recorder[step - 1].tobytes()
 
 
+def test_within_epoch_logging_leaves_batch_end_hooks_to_keras(tmp_path):
+    """Keras runs on_train_batch_end asynchronously, without turning each step's logs into
+    floats, only while no callback overrides it (it marks its no-op hooks ``_is_default``)."""
+    for every in (None, 1, 10):
+        inspector = BatchNormInspector(tmp_path, log_every_n_batches=every)
+        assert getattr(inspector.on_train_batch_end, "_is_default", False), every
+        assert getattr(inspector.on_batch_end, "_is_default", False), every
+
+
 def test_resume_and_repeated_fit_continue_the_steps(tmp_path):
     model = _compiled(sequential_mlp)
     x, y = make_data()
