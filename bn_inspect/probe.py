@@ -133,7 +133,7 @@ class Probe:
         """The latest result when the model state is still the very arrays it ran on. Only on
         JAX, whose arrays are immutable: a variable that changed holds a new array. (The check at
         ``on_train_begin`` and step 0 then cost one run.)"""
-        if self._last is None or keras.backend.backend() != "jax":
+        if self._last is None:  # kept on JAX only
             return None
         previous, result = self._last
         same = len(previous) == len(inputs) and all(ref() is array for ref, array in zip(previous, inputs))
