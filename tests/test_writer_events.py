@@ -79,3 +79,36 @@ def test_steps_with_the_same_and_other_names_write_the_expected_values(tmp_path)
     for got, want in zip(written, expected):
         assert [v.tag for v in got.summary.value] == [v.tag for v in want.summary.value]
         assert got == want
+
+
+def test_stacked_groups_and_figure_columns_write_what_one_value_at_a_time_writes(tmp_path):
+    """A block given whole (add_layer_group) and figures given as columns (add_figures) are the
+    same events as the same values queued one by one, over enough steps to reuse each tag's value."""
+    import pytest
+
+    rng = np.random.default_rng(3)
+    one_by_one, stacked = SummaryWriter(tmp_path / "one_by_one"), SummaryWriter(tmp_path / "stacked")
+    layers = ["net/a", "net/b"]
+    for step in range(4):
+        blocks = {layer: rng.normal(size=(4, 5)).astype(np.float32) for layer in layers}
+        updates, weights = rng.integers(0, 9, size=2).astype(float), rng.random(2)
+        for i, layer in enumerate(layers):
+            for row, quantity in enumerate(VARIABLES):
+                one_by_one.add_layer(layer, quantity, blocks[layer][row], schema.TIMELINE_BATCH)
+            one_by_one.add_layer(layer, schema.UPDATES, np.float32(updates[i]), schema.TIMELINE_BATCH)
+            one_by_one.add_layer(layer, schema.RESIDUAL_INIT_WEIGHT, weights[i], schema.TIMELINE_BATCH)
+            stacked.add_layer_group(layer, VARIABLES, blocks[layer], schema.TIMELINE_BATCH)
+        figures = {schema.UPDATES: updates, schema.RESIDUAL_INIT_WEIGHT: weights}
+        stacked.add_figures(layers, figures, schema.TIMELINE_BATCH)
+        one_by_one.write_step(step)
+        stacked.write_step(step, flush=step % 2 == 1)
+    one_by_one.close()
+    stacked.close()
+    expected = _written_events(one_by_one.path)
+    assert len(expected) == 4 and _written_events(stacked.path) == expected
+    with pytest.raises(ValueError, match="not one group's members in order"):
+        stacked.add_layer_group("net/a", ["gamma", "moving_mean"], np.zeros((2, 5)))
+    with pytest.raises(ValueError, match="not one group's members in order"):
+        stacked.add_layer_group("net/a", ["moving_mean", "probe_batch_mean"], np.zeros((2, 5)))
+    with pytest.raises(ValueError, match="not a per-layer figure"):
+        stacked.add_figures(layers, {schema.MOVING_MEAN: np.zeros(2)})
