@@ -322,15 +322,13 @@ class BatchNormInspector(keras.callbacks.Callback):
     def _log_epoch_state(self, writer: SummaryWriter, step: int, include_config: bool = False) -> None:
         if include_config and self._config is not None:
             writer.add_config(self._config)
-        values = self._add_variables(writer, self._steps.global_step)
+        momentum_updates = self._momentum_updates(self._steps.global_step)
+        values = self._add_variables(writer, momentum_updates)
         if include_config or self._fit_start is None:
             self._fit_start = summaries.moving_statistics(values)
         summaries.add_moving_figures(writer, values, self._fit_start, self._initial_statistics)
-        residuals = [
-            stats.residual_init_weight(found.layer.momentum, self._steps.updates(found.path, self._steps.global_step))
-            for found in self._layers
-        ]
-        writer.add_scalar(schema.SCALAR_MEAN_RESIDUAL, float(np.mean(residuals)))
+        momenta, updates = (np.array(column, dtype=np.float64) for column in zip(*momentum_updates.values()))
+        writer.add_scalar(schema.SCALAR_MEAN_RESIDUAL, float(np.mean(stats.residual_init_weight(momenta, updates))))
         if self._probe is not None:  # a failing probe must not cost the epoch its variables
             with skipped_on_error(f"probe skipped at step {step}"):
                 self._add_probe(writer, values)
@@ -346,10 +344,10 @@ class BatchNormInspector(keras.callbacks.Callback):
             found.path: (found.layer.momentum, self._steps.updates(found.path, global_step)) for found in self._layers
         }
 
-    def _add_variables(self, writer: SummaryWriter, global_step: int) -> summaries.Values:
+    def _add_variables(self, writer: SummaryWriter, momentum_updates: dict[str, tuple[float, int]]) -> summaries.Values:
         assert self._transfer is not None
         snapshot = self._transfer.fetch()
-        summaries.add_variables(writer, snapshot, self._momentum_updates(global_step), schema.TIMELINE_EPOCH)
+        summaries.add_variables(writer, snapshot, momentum_updates, schema.TIMELINE_EPOCH)
         nonfinite = snapshot.nonfinite
         for found in self._layers:
             if self._strategy is not None:  # an extra: never cost the epoch its variables

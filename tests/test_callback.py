@@ -123,6 +123,8 @@ def test_residual_weight_is_momentum_to_the_steps(tmp_path, batch_size):
         expected = [momentum ** (epoch * steps_per_epoch) for epoch in range(3)]
         np.testing.assert_allclose(series.values, expected, rtol=1e-6)
         assert run.layers[path][schema.UPDATES].values.tolist() == [e * steps_per_epoch for e in range(3)]
+    mean_residual = [(0.9 ** (e * steps_per_epoch) + 0.99 ** (e * steps_per_epoch)) / 2 for e in range(3)]
+    np.testing.assert_allclose(run.scalars[schema.SCALAR_MEAN_RESIDUAL].values, mean_residual, rtol=1e-6)
 
 
 def test_frozen_layer_keeps_full_initializer_weight(tmp_path):
