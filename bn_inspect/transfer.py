@@ -172,8 +172,8 @@ class VariableTransfer:
                 import tensorflow as tf
 
                 variables = self._variables  # captured: read at every call, no arguments, traced once
-                self._traced = tf.function(lambda: _pack([v.value for v in variables]), autograph=False)
-                self._traced = self._traced.get_concrete_function()
+                traced = tf.function(lambda: _pack([v.value for v in variables]), autograph=False)
+                self._traced = traced.get_concrete_function()
             return self._traced()
         return _pack([keras.ops.convert_to_tensor(v) for v in self._variables])
 
