@@ -115,7 +115,9 @@ def logged_step(sizes: dict) -> dict:
     inspector.on_train_batch_begin = timed
     timer = HookTimer(inspector)
     model.fit(x, y, batch_size=32, epochs=1, verbose=0, callbacks=[timer])
-    steady = seconds[EAGER_FETCHES + 2 :]  # batch 0 logs nothing; TensorFlow traces at fetch EAGER_FETCHES + 1
+    # seconds[b] is batch b's hook: batch 0 logs nothing, step 0's epoch state was fetch 1, so
+    # batches 1 .. EAGER_FETCHES - 1 fetch eagerly and batch EAGER_FETCHES traces (TensorFlow).
+    steady = seconds[EAGER_FETCHES + 1 :]
     layers = find_batchnorm_layers(model)
     transfer = VariableTransfer(model, layers)
     for _ in range(EAGER_FETCHES + 1):
@@ -125,7 +127,7 @@ def logged_step(sizes: dict) -> dict:
         "eager_fetches": EAGER_FETCHES,
         "step_ms": 1000 * median(steady),
         "steady_steps": len(steady),
-        "eager_ms": 1000 * median(seconds[1 : EAGER_FETCHES + 1]),
+        "eager_ms": 1000 * median(seconds[1:EAGER_FETCHES]),
         "step_mean_ms": 1000 * timer.seconds / (len(seconds) - 1),
         "logged_steps": len(seconds) - 1,
         "one_by_one_ms": _median_ms(lambda: [variable_values(f.layer) for f in layers], 30),
